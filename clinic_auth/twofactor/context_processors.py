@@ -1,0 +1,7 @@
+from . import flows
+
+
+def two_factor(request):
+    """Tells templates whether to show the full navigation (only past the 2FA gate)."""
+    gate = getattr(request, "twofa_gate", None)
+    return {"twofa_gate": gate, "show_navigation": gate in flows.ALLOWED_GATES}

@@ -1,0 +1,61 @@
+import re
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from .flows import RECOVERY_ALPHABET, RECOVERY_CODE_LENGTH
+
+TOTP_PATTERN = re.compile(r"[0-9]{6}")
+RECOVERY_PATTERN = re.compile(f"[{RECOVERY_ALPHABET}]{{{RECOVERY_CODE_LENGTH}}}")
+SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def code_widget(*, numeric: bool = True) -> forms.TextInput:
+    attrs = {"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false", "autofocus": True}
+    if numeric:
+        attrs.update({"inputmode": "numeric", "pattern": r"[0-9 ]*"})
+    return forms.TextInput(attrs=attrs)
+
+
+class LoginForm(AuthenticationForm):
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "The username or password is incorrect.",
+        "inactive": "The username or password is incorrect.",
+    }
+
+
+class TOTPCodeForm(forms.Form):
+    """A 6-digit code from an authenticator app; "123 456" is fine, "١٢٣٤٥٦" is not."""
+
+    code = forms.CharField(label="Verification Code", max_length=32, widget=code_widget())
+
+    def clean_code(self) -> str:
+        code = SEPARATORS.sub("", self.cleaned_data["code"])
+        if not (code.isascii() and TOTP_PATTERN.fullmatch(code)):
+            raise forms.ValidationError("Enter the 6-digit code shown in your authenticator app.")
+        return code
+
+
+class ChallengeForm(forms.Form):
+    """A code from the app, or one of the user's recovery codes."""
+
+    code = forms.CharField(label="Verification Code", max_length=32, widget=code_widget())
+
+    def __init__(self, *args, recovery: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if recovery:
+            self.fields["code"].label = "Recovery Code"
+            self.fields["code"].widget = code_widget(numeric=False)
+
+    def clean_code(self) -> tuple[str, str]:
+        code = SEPARATORS.sub("", self.cleaned_data["code"])
+        if not code.isascii():
+            raise forms.ValidationError(self.invalid_message)
+        if TOTP_PATTERN.fullmatch(code):
+            return ("totp", code)
+        if RECOVERY_PATTERN.fullmatch(code.upper()):
+            return ("recovery", code.upper())
+        raise forms.ValidationError(self.invalid_message)
+
+    invalid_message = "Enter the 6-digit code from your authenticator app, or a recovery code like ABCDE-FGHJK."

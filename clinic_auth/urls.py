@@ -1,0 +1,35 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from clinic_auth.twofactor import views as twofactor_views
+from clinics import views as clinic_views
+from users import views as user_views
+
+admin.site.site_header = "ClinicAuth administration"
+# The admin's own password-only login form would bypass our sign-in flow.
+admin_login = RedirectView.as_view(pattern_name="login", query_string=True)
+
+urlpatterns = [
+    path("", twofactor_views.ClinicLoginView.as_view(), name="root"),
+    path("accounts/login/", twofactor_views.ClinicLoginView.as_view(), name="login"),
+    path("accounts/logout/", twofactor_views.ClinicLogoutView.as_view(), name="logout"),
+    path("accounts/two-factor/", twofactor_views.ChallengeView.as_view(), name="two_factor_challenge"),
+    path("accounts/two-factor/setup/", twofactor_views.SetupView.as_view(), name="two_factor_setup"),
+    path(
+        "accounts/two-factor/recovery-codes/",
+        twofactor_views.RegenerateRecoveryCodesView.as_view(),
+        name="two_factor_regenerate_recovery",
+    ),
+    path("accounts/two-factor/disable/", twofactor_views.DisableOwnView.as_view(), name="two_factor_disable_own"),
+    path("home/", user_views.home, name="home"),
+    path("profile/", user_views.ProfileView.as_view(), name="profile"),
+    path("clinics/<int:pk>/settings/", clinic_views.ClinicSettingsView.as_view(), name="clinic_settings"),
+    path("clinics/<int:pk>/edit/", clinic_views.ClinicEditView.as_view(), name="clinic_edit"),
+    path("clinics/<int:pk>/audit-log/", clinic_views.AuditLogView.as_view(), name="clinic_audit_log"),
+    path("users/", user_views.UserListView.as_view(), name="user_list"),
+    path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
+    path("users/<int:pk>/disable-2fa/", user_views.UserDisable2FAView.as_view(), name="user_disable_2fa"),
+    path("admin/login/", admin_login),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,58 @@
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views import View
+
+from clinic_auth.twofactor import events, flows
+from clinic_auth.twofactor.models import AuditEvent
+
+from .forms import ClinicForm
+from .models import Clinic
+
+AUDIT_EVENTS_PER_PAGE = 50
+
+
+class ClinicAdminMixin:
+    """Staff get 403; an admin asking for another clinic's pages gets 404."""
+
+    def dispatch(self, request, *args, pk: int | None = None, **kwargs):
+        if not request.user.is_clinic_admin:
+            raise PermissionDenied("Only clinic administrators can see clinic settings.")
+        if pk != request.user.clinic_id:
+            raise Http404("No such clinic.")
+        self.clinic = Clinic.objects.get(pk=request.user.clinic_id)
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ClinicSettingsView(ClinicAdminMixin, View):
+    def get(self, request):
+        return render(request, "clinics/settings.html", {"clinic": self.clinic})
+
+
+class ClinicEditView(ClinicAdminMixin, View):
+    def get(self, request):
+        return self.render(ClinicForm(instance=self.clinic))
+
+    def post(self, request):
+        form = ClinicForm(request.POST, instance=self.clinic)
+        if not form.is_valid():
+            return self.render(form)
+        with transaction.atomic():
+            clinic = form.save()
+            if "mandatory_2fa" in form.changed_data:
+                flows.record_mandatory_change(clinic=clinic, actor=request.user, request=request)
+        messages.success(request, events.message("clinic_saved"))
+        return redirect("clinic_settings", pk=clinic.pk)
+
+    def render(self, form):
+        return render(request=self.request, template_name="clinics/edit.html", context={"form": form, "clinic": self.clinic})
+
+
+class AuditLogView(ClinicAdminMixin, View):
+    def get(self, request):
+        events_qs = AuditEvent.objects.filter(clinic=self.clinic).order_by("-created_at", "-id")
+        page = Paginator(events_qs, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+        return render(request, "clinics/audit_log.html", {"page": page, "clinic": self.clinic})

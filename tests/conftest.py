@@ -1,0 +1,101 @@
+import pyotp
+import pytest
+from django.urls import reverse
+
+from clinics.models import Clinic
+from users.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def fast_settings(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests that exercise throttling turn it back on explicitly.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR = 0
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture
+def clinic_factory(db):
+    counter = iter(range(1, 10_000))
+
+    def make(**fields) -> Clinic:
+        fields.setdefault("name", f"Clinic {next(counter)}")
+        return Clinic.objects.create(**fields)
+
+    return make
+
+
+@pytest.fixture
+def clinic(clinic_factory):
+    return clinic_factory(name="Demo Clinic")
+
+
+@pytest.fixture
+def user_factory(db, clinic):
+    counter = iter(range(1, 100_000))
+
+    def make(*, clinic=clinic, role=User.Role.STAFF, **fields) -> User:
+        n = next(counter)
+        fields.setdefault("username", f"user{n}")
+        fields.setdefault("email", f"user{n}@example.com")
+        fields.setdefault("first_name", "Test")
+        fields.setdefault("last_name", f"User{n}")
+        user = User(clinic=clinic, role=role, **fields)
+        user.set_password(PASSWORD)
+        user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def staff(user_factory):
+    return user_factory(username="staff", first_name="Sam", last_name="Staff")
+
+
+@pytest.fixture
+def clinic_admin(user_factory):
+    return user_factory(username="admin", role=User.Role.CLINIC_ADMIN, first_name="Dana", last_name="Admin")
+
+
+def totp_for(device, *, offset_steps: int = 0) -> str:
+    """The current code for a device, computed independently with pyotp."""
+    import base64
+    import time
+
+    secret = base64.b32encode(device.bin_key).decode()
+    return pyotp.TOTP(secret).at(time.time() + offset_steps * 30)
+
+
+@pytest.fixture
+def enrol(client):
+    """Enrol a user through the real set-up page; returns (device, recovery_codes)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    def do(user, *, http_client=None):
+        c = http_client or client
+        c.force_login(user)
+        response = c.get(reverse("two_factor_setup"))
+        assert response.status_code == 200
+        device = TOTPDevice.objects.get(user=user, confirmed=False)
+        response = c.post(reverse("two_factor_setup"), {"code": totp_for(device)})
+        assert response.status_code == 200, response.content
+        device.refresh_from_db()
+        assert device.confirmed
+        return device, response.context["codes"]
+
+    return do
+
+
+@pytest.fixture
+def login(client):
+    """Password step through the real login form."""
+
+    def do(user, *, http_client=None, password=PASSWORD, follow=False):
+        c = http_client or client
+        return c.post(reverse("login"), {"username": user.username, "password": password}, follow=follow)
+
+    return do

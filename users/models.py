@@ -1,0 +1,62 @@
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.crypto import salted_hmac
+
+
+def new_session_nonce() -> str:
+    return secrets.token_hex(16)
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        CLINIC_ADMIN = "admin", "Clinic admin"
+        STAFF = "staff", "Staff"
+
+    clinic = models.ForeignKey(
+        "clinics.Clinic",
+        on_delete=models.PROTECT,
+        related_name="users",
+        null=True,
+        blank=True,
+        help_text="Operators (superusers) may have no clinic; every member of staff has one.",
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    # Bumped whenever this user's devices or their clinic's 2FA policy change, so
+    # the middleware can trust what it cached in the session without a query.
+    twofa_stamp = models.PositiveIntegerField(default=0, editable=False)
+    # Rotating it ends every session of the user (see get_session_auth_hash).
+    session_nonce = models.CharField(max_length=32, default=new_session_nonce, editable=False)
+
+    class Meta:
+        ordering = ["last_name", "first_name", "username"]
+        indexes = [
+            models.Index(fields=["clinic", "last_name", "first_name"], name="user_clinic_name_idx"),
+        ]
+
+    @property
+    def is_clinic_admin(self) -> bool:
+        return self.role == self.Role.CLINIC_ADMIN and self.clinic_id is not None
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username
+
+    def get_session_auth_hash(self) -> str:
+        # Django ends a session whose stored hash no longer matches; mixing in the
+        # nonce lets us end all of a user's sessions without touching the password.
+        return self._session_hash_with(secret=None)
+
+    def get_session_auth_fallback_hash(self):
+        for fallback_secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash_with(secret=fallback_secret)
+
+    def _session_hash_with(self, *, secret: str | None) -> str:
+        return salted_hmac(
+            "clinicauth.users.User.session_auth_hash",
+            f"{self.password}:{self.session_nonce}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()

@@ -1,0 +1,47 @@
+"""Read-only queries for the clinic's user pages; each costs a fixed number of queries."""
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from clinics.models import Clinic
+
+from .models import User
+
+SORTS = {
+    "name": ("last_name", "first_name", "username"),
+    "-name": ("-last_name", "-first_name", "-username"),
+    "2fa": ("has_2fa", "last_name", "first_name", "username"),
+    "-2fa": ("-has_2fa", "last_name", "first_name", "username"),
+}
+
+
+def clinic_users(clinic: Clinic) -> QuerySet[User]:
+    return User.objects.filter(clinic=clinic)
+
+
+def _confirmed_totp():
+    return TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+
+
+def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySet[User]:
+    users = clinic_users(clinic).annotate(has_2fa=Exists(_confirmed_totp()))
+    if query:
+        users = users.filter(
+            Q(username__icontains=query)
+            | Q(first_name__icontains=query)
+            | Q(last_name__icontains=query)
+            | Q(email__icontains=query)
+        )
+    return users.order_by(*SORTS.get(sort, SORTS["name"]))
+
+
+def enrolment_counts(clinic: Clinic) -> dict[str, int]:
+    counts = clinic_users(clinic).aggregate(
+        total=Count("pk"),
+        enrolled=Count("pk", filter=Q(Exists(_confirmed_totp()))),
+    )
+    return counts
+
+
+def has_confirmed_totp(user: User) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
