@@ -4,6 +4,8 @@ Every knob an operator may turn is an environment variable documented in
 README.md; nothing else in the code reads ``os.environ``.
 """
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -45,7 +47,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",
-    "django_otp.plugins.otp_totp",
     "clinics",
     "users",
     "clinic_auth.twofactor",
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "clinic_auth.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -132,9 +134,19 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CLINICAUTH_PRODUCT_NAME = "ClinicAuth"
 CLINICAUTH_PENDING_LOGIN_TIMEOUT = int(os.environ.get("PENDING_LOGIN_TIMEOUT", str(10 * 60)))
 CLINICAUTH_RECOVERY_CODE_COUNT = 10
-OTP_TOTP_ISSUER = "clinic_auth.twofactor.flows.totp_issuer"
+# Fernet keys for TOTP secrets at rest, comma-separated; the first encrypts, all decrypt.
+# Without it, a key is derived from SECRET_KEY (fine for development, see README).
+CLINICAUTH_TOTP_ENCRYPTION_KEYS = env_list("TOTP_ENCRYPTION_KEYS", "") or [
+    base64.urlsafe_b64encode(hashlib.sha256(b"clinicauth-totp-key:" + SECRET_KEY.encode()).digest()).decode()
+]
 OTP_TOTP_THROTTLE_FACTOR = int(os.environ.get("OTP_THROTTLE_FACTOR", "1"))
 CLINICAUTH_RECOVERY_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
+# After this many consecutive wrong codes, code entry locks for CLINICAUTH_CODE_LOCKOUT_SECONDS;
+# after CLINICAUTH_CODE_HARD_LOCK_FAILURES it stays locked until an admin resets 2FA
+# (NIST SP 800-63B: never more than 100 consecutive failures).
+CLINICAUTH_CODE_LOCKOUT_FAILURES = 10
+CLINICAUTH_CODE_LOCKOUT_SECONDS = int(os.environ.get("CODE_LOCKOUT_SECONDS", str(15 * 60)))
+CLINICAUTH_CODE_HARD_LOCK_FAILURES = 50
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")

@@ -73,14 +73,14 @@ def totp_for(device, *, offset_steps: int = 0) -> str:
 @pytest.fixture
 def enrol(client):
     """Enrol a user through the real set-up page; returns (device, recovery_codes)."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from clinic_auth.twofactor import flows
 
     def do(user, *, http_client=None):
         c = http_client or client
         c.force_login(user)
         response = c.get(reverse("two_factor_setup"))
         assert response.status_code == 200
-        device = TOTPDevice.objects.get(user=user, confirmed=False)
+        device = flows.pending_totp_device(user)
         response = c.post(reverse("two_factor_setup"), {"code": totp_for(device)})
         assert response.status_code == 200, response.content
         device.refresh_from_db()

@@ -60,3 +60,18 @@ class User(AbstractUser):
             secret=secret,
             algorithm="sha256",
         ).hexdigest()
+
+
+class LoginThrottle(models.Model):
+    """Failed password attempts for one key ("acct-ip:<user>|<ip>" or "ip:<ip>").
+
+    Kept in the database so every app server process sees the same counts.
+    """
+
+    key = models.CharField(max_length=255, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"

@@ -1,8 +1,8 @@
 """Read-only queries for the clinic's user pages; each costs a fixed number of queries."""
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from clinic_auth.twofactor.models import EncryptedTOTPDevice
 from clinics.models import Clinic
 
 from .models import User
@@ -20,7 +20,7 @@ def clinic_users(clinic: Clinic) -> QuerySet[User]:
 
 
 def _confirmed_totp():
-    return TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    return EncryptedTOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
 
 
 def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySet[User]:
@@ -44,4 +44,4 @@ def enrolment_counts(clinic: Clinic) -> dict[str, int]:
 
 
 def has_confirmed_totp(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()

@@ -1,12 +1,6 @@
 from django.contrib import admin
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import AuditEvent, RecoveryCodeDevice
-
-# django-otp's own TOTPDevice admin shows the secret key and its QR code; the
-# operator never needs either, so replace it with one that shows neither.
-if admin.site.is_registered(TOTPDevice):
-    admin.site.unregister(TOTPDevice)
+from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCodeDevice
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -22,8 +16,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(TOTPDevice)
-class TOTPDeviceAdmin(ReadOnlyAdmin):
+@admin.register(EncryptedTOTPDevice)
+class EncryptedTOTPDeviceAdmin(ReadOnlyAdmin):
+    """Never shows the secret or a QR code: the operator needs neither."""
+
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
     fields = ("user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count")
     list_select_related = ("user",)

@@ -21,14 +21,12 @@ from django.db.models import F
 from django.http import HttpRequest
 from django.urls import Resolver404, resolve
 from django.utils import timezone
-from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from clinics.models import Clinic
 from users.models import User, new_session_nonce
 
 from . import events
-from .models import AuditEvent, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
+from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
 
 STATE_KEY = "clinicauth_2fa_state"
 VERIFIED_KEY = "clinicauth_2fa_verified"
@@ -36,7 +34,6 @@ PENDING_SINCE_KEY = "clinicauth_2fa_pending_since"
 
 RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 RECOVERY_CODE_LENGTH = 10
-LOCKOUT_FAILURES = 10
 
 
 class Gate(StrEnum):
@@ -61,15 +58,15 @@ GATE_VIEW_NAME = {Gate.CHALLENGE: "two_factor_challenge", Gate.SETUP: "two_facto
 # --- who is enrolled ------------------------------------------------------
 
 
-def totp_issuer(device: TOTPDevice) -> str:
+def totp_issuer(device: EncryptedTOTPDevice) -> str:
     """Issuer shown in authenticator apps: the product plus the clinic."""
     clinic = device.user.clinic
     product = settings.CLINICAUTH_PRODUCT_NAME
     return f"{product} ({clinic.name})" if clinic else product
 
 
-def confirmed_totp_device(user: User) -> TOTPDevice | None:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
+def confirmed_totp_device(user: User) -> EncryptedTOTPDevice | None:
+    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
 
 
 def recovery_device(user: User) -> RecoveryCodeDevice | None:
@@ -78,7 +75,7 @@ def recovery_device(user: User) -> RecoveryCodeDevice | None:
 
 def is_enrolled(user: User) -> bool:
     """Enrolled means a confirmed authenticator app; recovery codes alone never count."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
 def clinic_requires_2fa(user: User) -> bool:
@@ -187,49 +184,42 @@ def check_code(*, request: HttpRequest, user: User, kind: str, token: str) -> Co
         return CodeCheck(device=verified)
 
     device.refresh_from_db()
-    if kind == "totp" and _is_replay(device, token):
+    if kind == "totp" and device.code_was_used(token):
         events.record(AuditEvent.Action.CODE_REPLAYED, actor=user, target=user, request=request)
         return CodeCheck(error=events.message("code_replayed"), replayed=True)
-    if device.throttling_failure_count == LOCKOUT_FAILURES:
+    if device.throttling_failure_count == settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
         events.record(
             AuditEvent.Action.CODE_THROTTLED,
             actor=user,
             target=user,
             request=request,
-            detail=f"{LOCKOUT_FAILURES} consecutive failed codes",
+            detail=f"{device.throttling_failure_count} consecutive failed codes",
         )
     return CodeCheck(error=events.message("code_invalid"))
-
-
-def _is_replay(device: TOTPDevice, token: str) -> bool:
-    """True when the token is a real code of a time step that was already used."""
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = time.time()
-    # verify_token already refused it for steps after last_t; a match from step 0
-    # on therefore means a step that was already used.
-    return device.last_t >= 0 and totp.verify(int(token), device.tolerance, 0)
 
 
 def _locked_message(info: dict | None) -> str:
     locked_until = (info or {}).get("locked_until")
     if locked_until is None:
-        return events.message("code_locked", seconds=60)
+        return events.message("code_hard_locked")
     seconds = max(1, int((locked_until - timezone.now()).total_seconds()) + 1)
+    if seconds > 120:
+        return events.message("code_locked_minutes", minutes=(seconds + 59) // 60)
     return events.message("code_locked", seconds=seconds)
 
 
 # --- enrolment ------------------------------------------------------------
 
 
-def pending_totp_device(user: User) -> TOTPDevice:
+def pending_totp_device(user: User) -> EncryptedTOTPDevice:
     """The unconfirmed device being set up; the same one on every reload."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    device = EncryptedTOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
+        device = EncryptedTOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
     return device
 
 
-def manual_entry_key(device: TOTPDevice) -> str:
+def manual_entry_key(device: EncryptedTOTPDevice) -> str:
     """The base32 secret in groups of four, as authenticator apps expect it typed."""
     secret = b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
@@ -237,7 +227,7 @@ def manual_entry_key(device: TOTPDevice) -> str:
 
 @dataclass
 class Enrolment:
-    device: TOTPDevice | None = None
+    device: EncryptedTOTPDevice | None = None
     recovery_codes: list[str] = field(default_factory=list)
     error: str = ""
 
@@ -251,7 +241,7 @@ def confirm_totp_device(*, request: HttpRequest, user: User, token: str) -> Enro
 
     The confirming code is consumed (last_t), so it cannot be replayed to log in.
     """
-    pending = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+    pending = EncryptedTOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
     if pending is None:
         return Enrolment(error=events.message("setup_expired"))
     allowed, info = pending.verify_is_allowed()
@@ -261,7 +251,7 @@ def confirm_totp_device(*, request: HttpRequest, user: User, token: str) -> Enro
         verified = django_otp.verify_token(user, pending.persistent_id, token)
         if verified is None:
             return Enrolment(error=events.message("setup_code_invalid"))
-        TOTPDevice.objects.filter(user=user).exclude(pk=verified.pk).delete()
+        EncryptedTOTPDevice.objects.filter(user=user).exclude(pk=verified.pk).delete()
         verified.confirmed = True
         verified.save(update_fields=["confirmed"])
         codes = _issue_recovery_codes(user)
@@ -321,10 +311,10 @@ def disable_2fa(
     """
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
-        had_2fa = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        had_2fa = EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
         if not had_2fa:
             return False
-        TOTPDevice.objects.filter(user=user).delete()
+        EncryptedTOTPDevice.objects.filter(user=user).delete()
         RecoveryCodeDevice.objects.filter(user=user).delete()
         user.session_nonce = new_session_nonce()
         user.twofa_stamp = F("twofa_stamp") + 1

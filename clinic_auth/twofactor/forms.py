@@ -1,7 +1,13 @@
+import math
 import re
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.utils import timezone
+
+from users import login_throttle
+
+from .events import client_ip
 
 from .flows import RECOVERY_ALPHABET, RECOVERY_CODE_LENGTH
 
@@ -18,11 +24,32 @@ def code_widget(*, numeric: bool = True) -> forms.TextInput:
 
 
 class LoginForm(AuthenticationForm):
+    """Django's login form, throttled per account-and-address and per address."""
+
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "The username or password is incorrect.",
         "inactive": "The username or password is incorrect.",
+        "throttled": "Too many failed sign-in attempts. Try again in {minutes} minutes.",
     }
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        ip = client_ip(self.request)
+        until = login_throttle.locked_until(username=username, ip=ip)
+        if until is not None:
+            minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
+            raise forms.ValidationError(
+                self.error_messages["throttled"].format(minutes=minutes), code="throttled"
+            )
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            login_throttle.record_failure(username=username, ip=ip)
+            raise
+        if self.get_user() is not None:
+            login_throttle.record_success(username=username, ip=ip)
+        return cleaned
 
 
 class TOTPCodeForm(forms.Form):

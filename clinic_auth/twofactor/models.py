@@ -1,8 +1,133 @@
+import secrets
+import time
+from base64 import b32encode
+from datetime import timedelta
+from urllib.parse import quote, urlencode
+
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import models
 from django.utils import timezone
-from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django.utils.crypto import constant_time_compare
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin, VerifyNotAllowed
+from django_otp.oath import TOTP
+
+from . import crypto
+
+TOTP_KEY_BYTES = 20  # 160 bits, as RFC 4226 recommends for SHA1
+
+
+class LockoutThrottlingMixin(ThrottlingMixin):
+    """django-otp's exponential delay, plus a lock after repeated failures.
+
+    After CLINICAUTH_CODE_LOCKOUT_FAILURES wrong codes in a row, code entry is
+    locked for CLINICAUTH_CODE_LOCKOUT_SECONDS; from CLINICAUTH_CODE_HARD_LOCK_FAILURES
+    on it stays locked until 2FA is reset, so NIST's ceiling of 100 consecutive
+    failures is never reached.
+    """
+
+    class Meta:
+        abstract = True
+
+    def verify_is_allowed(self):
+        count = self.throttling_failure_count
+        if self.throttling_enabled and count >= settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
+            if count >= settings.CLINICAUTH_CODE_HARD_LOCK_FAILURES:
+                return False, {"reason": VerifyNotAllowed.N_FAILED_ATTEMPTS, "failure_count": count, "locked_until": None}
+            locked_until = self.throttling_failure_timestamp + timedelta(
+                seconds=settings.CLINICAUTH_CODE_LOCKOUT_SECONDS
+            )
+            if timezone.now() < locked_until:
+                return False, {"reason": VerifyNotAllowed.N_FAILED_ATTEMPTS, "failure_count": count, "locked_until": locked_until}
+            return Device.verify_is_allowed(self)
+        return super().verify_is_allowed()
+
+
+def new_encrypted_totp_key() -> str:
+    return crypto.encrypt(secrets.token_bytes(TOTP_KEY_BYTES))
+
+
+class EncryptedTOTPDevice(TimestampMixin, LockoutThrottlingMixin, Device):
+    """A TOTP authenticator whose secret is encrypted at rest.
+
+    Same parameters as django-otp's TOTPDevice (SHA1, 6 digits, 30 s, ±1
+    step, last_t against replay); the token maths is django_otp.oath.TOTP.
+    """
+
+    encrypted_key = models.TextField(default=new_encrypted_totp_key, editable=False)
+    step = models.PositiveSmallIntegerField(default=30)
+    t0 = models.BigIntegerField(default=0)
+    digits = models.PositiveSmallIntegerField(default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(
+        default=-1, help_text="Time step of the last accepted code; only later steps are accepted."
+    )
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app"
+
+    @property
+    def bin_key(self) -> bytes:
+        return crypto.decrypt(self.encrypted_key)
+
+    def get_throttle_factor(self) -> int:
+        return settings.OTP_TOTP_THROTTLE_FACTOR
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        token = str(token)
+        matched_offset = None
+        if token.isascii() and token.isdigit() and len(token) == self.digits:
+            totp = TOTP(self.bin_key, self.step, self.t0, self.digits, self.drift)
+            totp.time = time.time()
+            # Compare against every candidate step, in constant time, with no early exit.
+            for offset in range(-self.tolerance, self.tolerance + 1):
+                totp.drift = self.drift + offset
+                expected = str(totp.token()).zfill(self.digits)
+                if constant_time_compare(expected, token) and totp.t() > self.last_t and matched_offset is None:
+                    matched_offset = offset
+        if matched_offset is None:
+            self.throttle_increment(commit=True)
+            return False
+        totp.drift = self.drift + matched_offset
+        self.last_t = totp.t()
+        self.drift = totp.drift
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+    def code_was_used(self, token: str) -> bool:
+        """True when the token is a real code of a step at or before last_t (a replay)."""
+        if self.last_t < 0 or not (token.isascii() and token.isdigit()):
+            return False
+        totp = TOTP(self.bin_key, self.step, self.t0, self.digits, self.drift)
+        totp.time = time.time()
+        for offset in range(-self.tolerance, self.tolerance + 1):
+            totp.drift = self.drift + offset
+            if totp.t() <= self.last_t and constant_time_compare(str(totp.token()).zfill(self.digits), token):
+                return True
+        return False
+
+    @property
+    def config_url(self) -> str:
+        """The otpauth:// key URI that Google Authenticator, Microsoft Authenticator and Authy accept."""
+        from .flows import totp_issuer
+
+        issuer = totp_issuer(self).replace(":", "")
+        label = f"{issuer}:{self.user.get_username()}"
+        params = urlencode(
+            {
+                "secret": b32encode(self.bin_key).decode().rstrip("="),
+                "algorithm": "SHA1",
+                "digits": self.digits,
+                "period": self.step,
+            }
+        )
+        return f"otpauth://totp/{quote(label, safe=':')}?{params}&issuer={quote(issuer)}"
 
 
 class RecoveryCodeHasher(PBKDF2PasswordHasher):
@@ -18,7 +143,7 @@ class RecoveryCodeHasher(PBKDF2PasswordHasher):
     iterations = 30_000
 
 
-class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+class RecoveryCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
     """Single-use recovery codes, stored only as hashes.
 
     django-otp's StaticDevice keeps tokens in plain text; this keeps one
