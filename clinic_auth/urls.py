@@ -24,6 +24,7 @@ urlpatterns = [
     path("accounts/two-factor/disable/", twofactor_views.DisableOwnView.as_view(), name="two_factor_disable_own"),
     path("home/", user_views.home, name="home"),
     path("profile/", user_views.ProfileView.as_view(), name="profile"),
+    path("profile/password/", user_views.ChangePasswordView.as_view(), name="password_change"),
     path("clinics/<int:pk>/settings/", clinic_views.ClinicSettingsView.as_view(), name="clinic_settings"),
     path("clinics/<int:pk>/edit/", clinic_views.ClinicEditView.as_view(), name="clinic_edit"),
     path("clinics/<int:pk>/audit-log/", clinic_views.AuditLogView.as_view(), name="clinic_audit_log"),

@@ -1,4 +1,6 @@
 from django.contrib import messages
+from django.contrib.auth.views import PasswordChangeView
+from django.urls import reverse_lazy
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
@@ -37,6 +39,18 @@ def render_profile(request, *, disable_form=None):
 class ProfileView(View):
     def get(self, request):
         return render_profile(request)
+
+
+class ChangePasswordView(PasswordChangeView):
+    """Django's view: it keeps this session and, by changing the hash, ends every other one."""
+
+    template_name = "users/password_change.html"
+    success_url = reverse_lazy("profile")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password has been changed. You have been signed out everywhere else.")
+        return response
 
 
 class ClinicAdminRequiredMixin:

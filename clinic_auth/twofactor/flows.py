@@ -31,6 +31,7 @@ from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeD
 STATE_KEY = "clinicauth_2fa_state"
 VERIFIED_KEY = "clinicauth_2fa_verified"
 PENDING_SINCE_KEY = "clinicauth_2fa_pending_since"
+LOGIN_AT_KEY = "clinicauth_login_at"
 
 RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 RECOVERY_CODE_LENGTH = 10
@@ -131,6 +132,7 @@ def start_login(request: HttpRequest) -> None:
     request.session.pop(VERIFIED_KEY, None)
     request.session.pop(STATE_KEY, None)
     request.session[PENDING_SINCE_KEY] = int(time.time())
+    request.session[LOGIN_AT_KEY] = int(time.time())
 
 
 def pending_login_expired(request: HttpRequest) -> bool:

@@ -11,7 +11,7 @@ from django.utils.http import urlencode
 from . import events, flows
 
 LAST_SEEN_KEY = "clinicauth_last_seen"
-LOGIN_AT_KEY = "clinicauth_login_at"
+LOGIN_AT_KEY = flows.LOGIN_AT_KEY
 LAST_SEEN_WRITE_INTERVAL = 60
 
 
