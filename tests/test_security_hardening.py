@@ -397,3 +397,22 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_admin_site_accounts_must_enrol_before_any_page(client, user_factory, enrol):
+    operator = user_factory(username="op", clinic=None, is_staff=True, is_superuser=True)
+    client.force_login(operator)
+    for url in (reverse("admin:index"), reverse("home"), reverse("admin:users_user_changelist")):
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith(reverse("two_factor_setup"))
+    enrol(operator)
+    assert client.get(reverse("admin:index")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_login_form_cannot_bypass_the_code(client, staff, enrol):
+    enrol(staff)
+    client.logout()
+    response = client.get("/admin/login/?next=/admin/")
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))

@@ -28,7 +28,7 @@ def render_profile(request, *, disable_form=None):
     enrolled = flows.is_enrolled(user)
     context = {
         "enrolled": enrolled,
-        "required_by_clinic": flows.clinic_requires_2fa(user),
+        "required_by_clinic": flows.two_factor_required(user),
         "recovery_codes_left": flows.recovery_codes_left(user) if enrolled else 0,
         "disable_form": disable_form or TOTPCodeForm(auto_id="id_disable_%s"),
     }

@@ -85,6 +85,11 @@ def clinic_requires_2fa(user: User) -> bool:
     return Clinic.objects.filter(pk=user.clinic_id, mandatory_2fa=True).exists()
 
 
+def two_factor_required(user: User) -> bool:
+    """Required by the clinic's policy, and always for Django admin (operator) accounts."""
+    return user.is_staff or user.is_superuser or clinic_requires_2fa(user)
+
+
 def recovery_codes_left(user: User) -> int:
     return RecoveryCode.objects.filter(device__user=user, device__confirmed=True).count()
 
@@ -107,7 +112,7 @@ def request_gate(request: HttpRequest) -> Gate:
     if is_enrolled(user):
         gate = Gate.VERIFIED if request.session.get(VERIFIED_KEY) else Gate.CHALLENGE
     else:
-        gate = Gate.SETUP if clinic_requires_2fa(user) else Gate.OPEN
+        gate = Gate.SETUP if two_factor_required(user) else Gate.OPEN
     _remember_gate(request, gate)
     return gate
 
@@ -296,7 +301,7 @@ def format_recovery_code(code: str) -> str:
 
 
 def can_disable_own_2fa(user: User) -> bool:
-    return not clinic_requires_2fa(user)
+    return not two_factor_required(user)
 
 
 def disable_2fa(

@@ -131,6 +131,7 @@ class SetupView(View):
             "qr_code": qr_data_uri(device.config_url),
             "manual_key": flows.manual_entry_key(device),
             "required_by_clinic": flows.clinic_requires_2fa(self.request.user),
+            "required_for_operator": flows.two_factor_required(self.request.user),
             "next": safe_next(self.request, default="profile"),
         }
         return render(self.request, self.template_name, context)

@@ -1,0 +1,340 @@
+"""Clinic admins manage users: the Users menu, the user list and the user view page (issue 4)."""
+
+from datetime import datetime, timezone as dt_timezone
+
+import pytest
+from django.test import Client
+from django.test.html import Element, parse_html
+from django.urls import reverse
+
+from clinic_auth.twofactor import flows
+from users.models import User
+
+
+# --- reading pages --------------------------------------------------------
+
+
+def find_all(node, tag: str, **attrs) -> list[Element]:
+    """Elements named `tag` having all of `attrs` (aria_expanded means aria-expanded; "" a bare attribute)."""
+    found = []
+    if isinstance(node, Element):
+        own = dict(node.attributes)
+        wanted = {key.replace("_", "-"): value for key, value in attrs.items()}
+        if node.name == tag and all(key in own and own[key] == value for key, value in wanted.items()):
+            found.append(node)
+        for child in node.children:
+            found.extend(find_all(child, tag, **attrs))
+    return found
+
+
+def text_of(node) -> str:
+    if isinstance(node, str):
+        return node
+    return " ".join(" ".join(text_of(child) for child in node.children).split())
+
+
+def page(response) -> Element:
+    assert response.status_code == 200, response.status_code
+    return parse_html(response.content.decode())
+
+
+def table_rows(response) -> list[list[str]]:
+    (tbody,) = find_all(page(response), "tbody")
+    return [[text_of(cell) for cell in find_all(row, "td")] for row in find_all(tbody, "tr")]
+
+
+def names_in(response) -> list[str]:
+    return [row[0] for row in table_rows(response)]
+
+
+def usernames_in(response) -> list[str]:
+    """Usernames listed; none when the page says nothing matched."""
+    if not find_all(page(response), "tbody"):
+        return []
+    return [row[1] for row in table_rows(response)]
+
+
+# --- fixtures -------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(clinic_admin) -> Client:
+    c = Client()
+    c.force_login(clinic_admin)
+    return c
+
+
+@pytest.fixture
+def verified_admin_client(clinic_admin, enrol) -> Client:
+    """An admin who has 2FA and passed it, so pages stay reachable with Mandatory 2FA on."""
+    c = Client()
+    enrol(clinic_admin, http_client=c)
+    return c
+
+
+@pytest.fixture
+def other_clinic_admin(clinic_factory, user_factory) -> User:
+    return user_factory(
+        clinic=clinic_factory(name="Other Clinic"), role=User.Role.CLINIC_ADMIN, username="otheradmin"
+    )
+
+
+# --- navigation -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("page_name", ["clinic_settings", "clinic_edit"])
+def test_users_dropdown_is_a_real_button_with_the_menu_in_the_html(admin_client, clinic, page_name):
+    root = page(admin_client.get(reverse(page_name, args=[clinic.pk])))
+
+    (dropdown,) = find_all(root, "li", data_dropdown="")
+    (toggle,) = find_all(dropdown, "button")
+    assert text_of(toggle) == "Users"
+    assert dict(toggle.attributes)["type"] == "button"
+    # Without JavaScript the menu is open and announced as such; app.js collapses it.
+    assert dict(toggle.attributes)["aria-expanded"] == "true"
+    menu_id = dict(toggle.attributes)["aria-controls"]
+    (menu,) = find_all(dropdown, "ul", id=menu_id)
+    assert "hidden" not in dict(menu.attributes)
+    (users_link,) = find_all(menu, "a", href=reverse("user_list"))
+    assert text_of(users_link) == "Users"
+
+    assert admin_client.get(reverse("user_list")).status_code == 200
+
+
+def test_staff_have_no_users_menu(client, staff):
+    client.force_login(staff)
+    response = client.get(reverse("home"))
+    assert find_all(page(response), "a", href=reverse("user_list")) == []
+
+
+# --- the list -------------------------------------------------------------
+
+
+def test_list_shows_each_users_details_status_last_login_and_a_view_button(
+    admin_client, clinic_admin, user_factory, enrol
+):
+    enrolled = user_factory(username="nurse.joy", first_name="Joy", last_name="Nurse", email="joy@example.com")
+    enrol(enrolled, http_client=Client())
+    User.objects.filter(pk=enrolled.pk).update(last_login=datetime(2024, 3, 5, 14, 7, tzinfo=dt_timezone.utc))
+    never = user_factory(username="ben", first_name="Ben", last_name="Zed", email="ben@example.com")
+
+    response = admin_client.get(reverse("user_list"))
+
+    rows = {row[1]: row for row in table_rows(response)}
+    assert rows["nurse.joy"][:6] == ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07"]
+    assert rows["ben"][:6] == ["Ben Zed", "ben", "ben@example.com", "Staff", "Not set up", "Never"]
+    assert rows["admin"][3] == "Clinic admin"
+    root = page(response)
+    for member in (enrolled, never, clinic_admin):
+        (form,) = find_all(root, "form", action=reverse("user_detail", args=[member.pk]))
+        (button,) = find_all(form, "button")
+        assert text_of(button) == "View"
+        assert admin_client.get(dict(form.attributes)["action"]).status_code == 200
+
+
+def test_list_says_required_but_not_set_up_when_the_clinic_has_mandatory_2fa(
+    verified_admin_client, clinic, staff
+):
+    clinic.mandatory_2fa = True
+    clinic.save()
+
+    rows = {row[1]: row for row in table_rows(verified_admin_client.get(reverse("user_list")))}
+
+    assert rows["staff"][4] == "Required but not set up"
+    assert rows["admin"][4] == "Enabled"
+
+
+def test_counts_show_how_many_users_of_this_clinic_have_2fa(
+    admin_client, user_factory, enrol, clinic_factory
+):
+    for member in [user_factory(), user_factory()]:
+        enrol(member, http_client=Client())
+    user_factory()
+    outsider = user_factory(clinic=clinic_factory())
+    enrol(outsider, http_client=Client())
+
+    response = admin_client.get(reverse("user_list"))
+
+    # 2 enrolled of admin + 3 members; the other clinic's user is not counted.
+    assert "2 of 4 users have 2FA enabled" in text_of(page(response))
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("mar", ["Marta Lopez", "Omar Said"]),  # first name and last name, partial
+        ("LOPEZ", ["Marta Lopez"]),  # case-insensitive
+        ("jdoe", ["Jon Doe"]),  # username
+        ("@Example.ORG", ["Omar Said"]),  # email
+        ("nobody-like-this", []),
+    ],
+)
+def test_search_filters_by_name_username_or_email(admin_client, user_factory, clinic_factory, query, expected):
+    user_factory(first_name="Marta", last_name="Lopez", username="mlopez", email="ml@example.com")
+    user_factory(first_name="Jon", last_name="Doe", username="jdoe", email="jon@example.com")
+    user_factory(first_name="Priya", last_name="Omarova", username="priya", email="p@example.org", clinic=clinic_factory())
+    user_factory(first_name="Omar", last_name="Said", username="osaid", email="omar@example.org")
+
+    response = admin_client.get(reverse("user_list"), {"q": query})
+
+    if expected:
+        assert names_in(response) == expected
+    else:
+        assert "No users match" in text_of(page(response))
+
+
+def test_list_is_paginated_by_50(admin_client, clinic):
+    User.objects.bulk_create(
+        User(clinic=clinic, username=f"bulk{n:03}", last_name=f"Bulk{n:03}", password="!") for n in range(120)
+    )  # plus the admin: 121 users
+
+    first = admin_client.get(reverse("user_list"))
+    second = admin_client.get(reverse("user_list"), {"page": 2})
+    third = admin_client.get(reverse("user_list"), {"page": 3})
+
+    assert [len(table_rows(r)) for r in (first, second, third)] == [50, 50, 21]
+    assert "Page 1 of 3" in text_of(page(first))
+    assert find_all(page(first), "a", href="?q=&sort=name&page=2")
+    seen = names_in(first) + names_in(second) + names_in(third)
+    assert len(set(seen)) == 121
+
+
+def test_search_and_sort_survive_paging(admin_client, clinic):
+    User.objects.bulk_create(
+        User(clinic=clinic, username=f"nurse{n:03}", last_name=f"Nurse{n:03}", password="!") for n in range(60)
+    )
+
+    response = admin_client.get(reverse("user_list"), {"q": "NURSE", "sort": "-name"})
+
+    assert len(table_rows(response)) == 50
+    (next_link,) = find_all(page(response), "a", href="?q=NURSE&sort=-name&page=2")
+    second = admin_client.get(reverse("user_list") + dict(next_link.attributes)["href"])
+    assert names_in(second) == [f"Nurse{n:03}" for n in range(9, -1, -1)]
+
+
+def test_sort_by_name_both_ways(admin_client, user_factory):
+    for last in ["Charlie", "Alpha", "Bravo"]:
+        user_factory(first_name="", last_name=last)
+
+    ascending = names_in(admin_client.get(reverse("user_list"), {"sort": "name"}))
+    descending = names_in(admin_client.get(reverse("user_list"), {"sort": "-name"}))
+
+    assert ascending == ["Dana Admin", "Alpha", "Bravo", "Charlie"]
+    assert descending == list(reversed(ascending))
+    # The default order is by name too.
+    assert names_in(admin_client.get(reverse("user_list"))) == ascending
+
+
+def test_sort_by_2fa_status_both_ways(admin_client, user_factory, enrol):
+    enrolled = [user_factory(first_name="On", last_name=f"Zulu{n}") for n in range(2)]
+    for member in enrolled:
+        enrol(member, http_client=Client())
+    user_factory(first_name="Off", last_name="Alpha")
+
+    not_first = table_rows(admin_client.get(reverse("user_list"), {"sort": "2fa"}))
+    enrolled_first = table_rows(admin_client.get(reverse("user_list"), {"sort": "-2fa"}))
+
+    assert [row[4] for row in not_first] == ["Not set up", "Not set up", "Enabled", "Enabled"]
+    assert [row[4] for row in enrolled_first] == ["Enabled", "Enabled", "Not set up", "Not set up"]
+    assert [row[0] for row in enrolled_first] == ["On Zulu0", "On Zulu1", "Dana Admin", "Off Alpha"]
+
+
+def test_unknown_sort_or_page_falls_back_instead_of_failing(admin_client, staff):
+    response = admin_client.get(reverse("user_list"), {"sort": "password", "page": "999"})
+
+    assert names_in(response) == ["Dana Admin", "Sam Staff"]
+
+
+# --- the view page --------------------------------------------------------
+
+
+def test_view_page_shows_details_and_the_disable_button_for_an_enrolled_user(admin_client, user_factory, enrol):
+    member = user_factory(username="nurse.joy", first_name="Joy", last_name="Nurse", email="joy@example.com")
+    enrol(member, http_client=Client())
+    User.objects.filter(pk=member.pk).update(last_login=datetime(2024, 3, 5, 14, 7, tzinfo=dt_timezone.utc))
+
+    root = page(admin_client.get(reverse("user_detail", args=[member.pk])))
+
+    body = text_of(root)
+    for detail in ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07"]:
+        assert detail in body
+    (section,) = find_all(root, "section", aria_labelledby="disable-2fa-heading")
+    assert text_of(find_all(section, "h2")[0]) == "Disable 2FA"
+    (form,) = find_all(section, "form", action=reverse("user_disable_2fa", args=[member.pk]))
+    assert text_of(find_all(form, "button")[0]) == "Disable Two-Factor Authentication"
+
+
+def test_view_page_of_a_user_without_2fa_has_no_disable_button(admin_client, staff):
+    root = page(admin_client.get(reverse("user_detail", args=[staff.pk])))
+
+    (section,) = find_all(root, "section", aria_labelledby="disable-2fa-heading")
+    assert find_all(section, "button") == []
+    assert "has not set up two-factor authentication, so there is nothing to disable" in text_of(section)
+
+
+def test_own_view_page_points_to_my_profile_instead_of_a_disable_button(verified_admin_client, clinic_admin):
+    root = page(verified_admin_client.get(reverse("user_detail", args=[clinic_admin.pk])))
+
+    (section,) = find_all(root, "section", aria_labelledby="disable-2fa-heading")
+    assert find_all(section, "button") == []
+    assert find_all(section, "a", href=reverse("profile"))
+
+
+# --- who may see these pages ----------------------------------------------
+
+
+def member_urls(pk: int) -> list[str]:
+    return [reverse("user_detail", args=[pk]), reverse("user_disable_2fa", args=[pk])]
+
+
+def test_staff_get_403_everywhere(client, staff, user_factory):
+    colleague = user_factory()
+    client.force_login(staff)
+
+    for url in [reverse("user_list"), *member_urls(colleague.pk), *member_urls(staff.pk)]:
+        assert client.get(url).status_code == 403, url
+    assert client.post(reverse("user_disable_2fa", args=[colleague.pk])).status_code == 403
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, staff):
+    for url in [reverse("user_list"), *member_urls(staff.pk)]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response.url.startswith(reverse("login"))
+
+
+def test_admin_of_another_clinic_gets_404_for_every_id_outside_their_clinic(
+    client, other_clinic_admin, clinic_admin, staff, user_factory, enrol
+):
+    member = user_factory(username="target")
+    enrol(member, http_client=Client())
+    own_clinic_ids = set(User.objects.filter(clinic=other_clinic_admin.clinic).values_list("pk", flat=True))
+    highest = User.objects.order_by("-pk").values_list("pk", flat=True).first()
+    client.force_login(other_clinic_admin)
+
+    for pk in range(1, highest + 3):
+        if pk in own_clinic_ids:
+            continue
+        for url in member_urls(pk):
+            assert client.get(url).status_code == 404, url
+        assert client.post(reverse("user_disable_2fa", args=[pk])).status_code == 404
+    assert flows.is_enrolled(member)
+
+
+def test_admin_of_another_clinic_never_sees_this_clinics_users_in_the_list(client, other_clinic_admin, staff):
+    client.force_login(other_clinic_admin)
+
+    for params in [{}, {"q": "staff"}, {"q": staff.email}, {"sort": "-2fa", "page": "2"}]:
+        response = client.get(reverse("user_list"), params)
+        assert usernames_in(response) in ([], ["otheradmin"]), params
+        assert "0 of 1 users have 2FA enabled" in text_of(page(response))
+
+
+def test_operator_without_a_clinic_is_refused(client, db, enrol):
+    operator = User.objects.create_superuser("root", "root@example.com", "x")
+    # Operators must enrol before any page; once verified, they still manage no clinic's users.
+    client.force_login(operator)
+    assert client.get(reverse("user_list")).url.startswith(reverse("two_factor_setup"))
+    enrol(operator)
+
+    assert client.get(reverse("user_list")).status_code == 403
