@@ -25,7 +25,7 @@ MESSAGES = {
     "setup_code_invalid": "That code did not match. Scan the QR code again or check the time on your phone, then enter the new code.",
     "setup_expired": "Your set-up session has expired. Start again.",
     "login_expired": "Your sign-in took too long. Log in again.",
-    "enabled": "Two-factor authentication is now active.",
+    "enabled": "2FA is now active: two-factor authentication is enabled for your account.",
     "already_enabled": "Two-factor authentication is already active on your account.",
     "disabled_self": "Two-factor authentication is now off for your account.",
     "disable_refused_mandatory": "Your clinic requires two-factor authentication. Only a clinic administrator can reset it.",
