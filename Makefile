@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate seed e2e concurrency check clean
+.PHONY: run test install migrate seed e2e concurrency check clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ run: seed
 test: install
 	$(BIN)/python -m pytest -q -m "not e2e and not concurrency"
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+# Issue 7's benchmark (README "Benchmark"): table on stdout, JSON in bench/results/latest.json.
+# Needs PostgreSQL at 127.0.0.1:5432 (user postgres) and wrk; BENCH_ARGS="--quick" for a short trial.
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "== installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	DEBUG=0 LOG_LEVEL=WARNING PYTHONWARNINGS="ignore:No directory at" $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles artifacts

@@ -1,0 +1,112 @@
+"""Issue 7, part 2: server time of the code step, against the full login it is part of.
+
+In-process with the test Client (no network), a fresh valid code every
+iteration (the device's last used step is reset between logins, benchmark
+only). Timed separately: the password POST (the configured hasher, Argon2)
+and the code POST. Also times one password verification with Argon2 and with
+Django's PBKDF2, to show why Argon2 is the first hasher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import common, inprocess
+
+USERNAME = "bench-c002-u000004"
+
+
+def hasher_times(password: str, *, iterations: int) -> dict:
+    from django.contrib.auth.hashers import Argon2PasswordHasher, PBKDF2PasswordHasher
+
+    result = {}
+    for hasher in (Argon2PasswordHasher(), PBKDF2PasswordHasher()):
+        encoded = hasher.encode(password, hasher.salt())
+        times = []
+        for _ in range(iterations):
+            started = time.perf_counter()
+            assert hasher.verify(password, encoded)
+            times.append(time.perf_counter() - started)
+        params = {"algorithm": hasher.algorithm}
+        if isinstance(hasher, Argon2PasswordHasher):
+            params.update(time_cost=hasher.time_cost, memory_cost_kib=hasher.memory_cost, parallelism=hasher.parallelism)
+        else:
+            params.update(iterations=hasher.iterations)
+        result[hasher.algorithm] = {**params, "verify_median_ms": common.median_ms(times)}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--iterations", type=int, default=20)
+    args = parser.parse_args()
+
+    inprocess.setup_django()
+    from django.conf import settings
+    from django.contrib.auth.hashers import get_hasher
+    from django.test import Client
+    from django.urls import reverse
+
+    from users.models import User
+
+    inprocess.migrate()
+    inprocess.seed(clinics=2, staff=100)
+    user = User.objects.get(username=USERNAME)
+    device = inprocess.device_of(user)
+    login_url, challenge_url = reverse("login"), reverse("two_factor_challenge")
+
+    password_times, code_times = [], []
+    for i in range(args.iterations + 2):  # the first two warm up
+        inprocess.allow_fresh_code(device)
+        client = Client()
+        started = time.perf_counter()
+        response = client.post(login_url, {"username": USERNAME, "password": common.PASSWORD})
+        password_done = time.perf_counter()
+        assert response.status_code == 302, response.status_code
+        code = inprocess.code_for(device)  # computed outside the timed span
+        code_started = time.perf_counter()
+        response = client.post(challenge_url, {"code": code})
+        code_done = time.perf_counter()
+        assert response.status_code == 302 and response.url == reverse("home"), (response.status_code, response.get("Location"))
+        if i >= 2:
+            password_times.append(password_done - started)
+            code_times.append(code_done - code_started)
+
+    # The verification alone (flows.check_code: device lookup, locked verify_token, save),
+    # without the session rotation and the rest of the request.
+    from django.test import RequestFactory
+
+    from clinic_auth.twofactor import flows
+
+    check_times = []
+    for _ in range(args.iterations):
+        inprocess.allow_fresh_code(device)
+        request = RequestFactory().post(challenge_url)
+        code = inprocess.code_for(device)
+        started = time.perf_counter()
+        assert flows.check_code(request=request, user=user, kind="totp", token=code).ok
+        check_times.append(time.perf_counter() - started)
+
+    code_ms = common.median_ms(code_times)
+    password_ms = common.median_ms(password_times)
+    hasher = get_hasher()
+    common.write_json(
+        args.out,
+        {
+            "iterations": args.iterations,
+            "code_step_median_ms": code_ms,
+            "check_code_median_ms": common.median_ms(check_times),
+            "password_step_median_ms": password_ms,
+            "full_login_median_ms": round(code_ms + password_ms, 2),
+            "code_step_share_of_login": common.ratio(code_ms, code_ms + password_ms),
+            "password_hasher": settings.PASSWORD_HASHERS[0],
+            "hasher_algorithm": hasher.algorithm,
+            "hashers": hasher_times(common.PASSWORD, iterations=5),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""Issue 7, part 4: mixed load against gunicorn (4 workers) and PostgreSQL, with a brute force running.
+
+For a bounded time, on loopback:
+  * staff sessions log in like a browser (password, then a current TOTP code),
+    browse Home and My Profile with think time, log out, and log in again as
+    the next account of the pool (each account logs in once: codes are single-use);
+  * clinic admins search, page through and open users of their 10,000-user clinic;
+  * an attacker who knows one account's password sends wrong codes as fast as
+    the pacing allows, and another one guesses a password from its own address.
+Reports errors, p50/p99 latency and throughput, the same pages' latency with a
+single client before the load (the baseline), and how many of the attackers'
+guesses were evaluated at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+
+from bench import common, inprocess
+
+STAFF_CLINICS = range(3, 11)  # clinics 1-2 serve the other parts of the benchmark
+ADMIN_CLINICS = range(1, 11)
+CODE_TARGET = "bench-c002-u000006"
+PASSWORD_TARGET = "bench-c002-u000008"
+# A documentation-range address, new each run (throttles persist in the database), sent as
+# X-Forwarded-For behind TRUSTED_PROXY_COUNT=1; everyone else arrives from 127.0.0.1.
+ATTACKER_ADDRESS = f"203.0.113.{random.randint(1, 254)}"
+SEARCH_TERMS = ["kowal", "okaf", "naka", "ross", "gupta", "silva", "lind", "marsh", "zz-nobody", "bench-c001-u0004"]
+STAFF_PAGES = ["/home/", "/profile/"]
+CODE_INVALID = b"That code is not valid"
+CODE_LOCKED = b"Too many incorrect codes"
+PASSWORD_INVALID = b"The username or password is incorrect"
+PASSWORD_LOCKED = b"Too many failed sign-in attempts"
+
+
+class Stats:
+    """Thread-safe latency and error log of the legitimate traffic."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.errors: list[str] = []
+        self.logins = 0
+
+    def record(self, kind: str, response: common.Response) -> None:
+        with self.lock:
+            self.latency[kind].append(response.seconds)
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.errors.append(message)
+
+    def summary(self, seconds: float) -> dict:
+        everything = [t for values in self.latency.values() for t in values]
+        pages = [t for kind in ("page", "admin_list", "admin_search", "admin_view") for t in self.latency.get(kind, [])]
+        by_kind = {
+            kind: {
+                "requests": len(values),
+                "p50_ms": round(common.percentile(values, 50) * 1000, 1),
+                "p99_ms": round(common.percentile(values, 99) * 1000, 1),
+            }
+            for kind, values in sorted(self.latency.items())
+        }
+        return {
+            "requests": len(everything),
+            "errors": len(self.errors),
+            "error_samples": self.errors[:10],
+            "logins_completed": self.logins,
+            "throughput_rps": round(len(everything) / seconds, 1),
+            "logins_per_s": round(self.logins / seconds, 2),
+            "p50_ms": round(common.percentile(everything, 50) * 1000, 1),
+            "p99_ms": round(common.percentile(everything, 99) * 1000, 1),
+            "page_p50_ms": round(common.percentile(pages, 50) * 1000, 1),
+            "page_p99_ms": round(common.percentile(pages, 99) * 1000, 1),
+            "by_kind": by_kind,
+        }
+
+
+class Pool:
+    """Accounts that have not logged in yet during this run (a TOTP code works once)."""
+
+    def __init__(self, accounts):
+        self.accounts = list(accounts)
+        self.lock = threading.Lock()
+
+    def take(self):
+        with self.lock:
+            return self.accounts.pop() if self.accounts else None
+
+
+def code_of(device):
+    return lambda: inprocess.code_for(device)
+
+
+def staff_session(url, pool, stats, deadline, args, rng):
+    time.sleep(rng.uniform(0, args.stagger))
+    while time.monotonic() < deadline:
+        account = pool.take()
+        if account is None:
+            stats.error("account pool exhausted")
+            return
+        username, device = account
+        session = common.Session(url)
+        try:
+            common.login_over_http(session, username, common.PASSWORD, code_of(device), stats.record)
+            with stats.lock:
+                stats.logins += 1
+            for _ in range(args.pages_per_login):
+                time.sleep(rng.uniform(args.think_min, args.think_max))
+                if time.monotonic() >= deadline:
+                    return
+                response = session.get(rng.choice(STAFF_PAGES))
+                stats.record("page", common.expect(response, 200, "staff page"))
+            stats.record("logout", common.expect(session.post("/accounts/logout/", {}), 302, "logout"))
+        except (common.FlowError, OSError) as exc:
+            stats.error(f"{username}: {exc}")
+            time.sleep(0.5)
+
+
+def admin_session(url, admin, stats, deadline, args, rng):
+    username, device, member_ids = admin
+    session = common.Session(url)
+    try:
+        time.sleep(rng.uniform(0, args.stagger))
+        common.login_over_http(session, username, common.PASSWORD, code_of(device), stats.record)
+        with stats.lock:
+            stats.logins += 1
+    except (common.FlowError, OSError) as exc:
+        stats.error(f"{username}: {exc}")
+        return
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(args.think_min * 2, args.think_max * 2))
+        choice = rng.random()
+        if choice < 0.5:
+            kind, path = "admin_search", f"/users/?q={rng.choice(SEARCH_TERMS)}"
+        elif choice < 0.75:
+            kind, path = "admin_list", f"/users/?page={rng.randint(1, 200)}"
+        else:
+            kind, path = "admin_view", f"/users/{rng.choice(member_ids)}/"
+        try:
+            stats.record(kind, common.expect(session.get(path), 200, f"admin {path}"))
+        except (common.FlowError, OSError) as exc:
+            stats.error(f"{username}: {exc}")
+
+
+def code_attacker(url, device, deadline, args, outcome):
+    """Knows the password; tries wrong codes until the time is up."""
+    session = common.Session(url, forwarded_for=ATTACKER_ADDRESS)
+    common.expect(session.get("/accounts/login/"), 200, "attacker login page")
+    common.expect(session.post("/accounts/login/", {"username": CODE_TARGET, "password": common.PASSWORD}), 302, "attacker password")
+    common.expect(session.get("/accounts/two-factor/"), 200, "attacker challenge")
+    while time.monotonic() < deadline and outcome["attempts"] < args.max_attempts:
+        valid = {inprocess.code_for(device, offset_steps=k) for k in (-1, 0, 1)}
+        guess = f"{random.randrange(1_000_000):06d}"
+        if guess in valid:
+            continue
+        response = session.post("/accounts/two-factor/", {"code": guess})
+        outcome["attempts"] += 1
+        if response.status == 302:
+            outcome["accepted"] += 1  # a wrong code let in: must never happen
+        elif CODE_LOCKED in response.body:
+            outcome["refused_throttled"] += 1
+        elif CODE_INVALID in response.body:
+            outcome["rejected_after_check"] += 1
+        else:
+            outcome["other"] += 1
+        time.sleep(args.attack_interval)
+
+
+def password_attacker(url, deadline, args, outcome):
+    """Guesses a password from its own address."""
+    session = common.Session(url, forwarded_for=ATTACKER_ADDRESS)
+    while time.monotonic() < deadline and outcome["attempts"] < args.max_attempts:
+        common.expect(session.get("/accounts/login/"), 200, "attacker login page")
+        response = session.post("/accounts/login/", {"username": PASSWORD_TARGET, "password": f"guess-{outcome['attempts']}"})
+        outcome["attempts"] += 1
+        if response.status == 302:
+            outcome["accepted"] += 1
+        elif PASSWORD_LOCKED in response.body:
+            outcome["refused_throttled"] += 1
+        elif PASSWORD_INVALID in response.body:
+            outcome["rejected_after_check"] += 1
+        else:
+            outcome["other"] += 1
+        time.sleep(args.attack_interval)
+
+
+def baseline(url, admin, account, *, repeats: int) -> dict:
+    """The same requests from a single client on the idle server."""
+    stats = Stats()
+    username, device = account
+    session = common.Session(url)
+    common.login_over_http(session, username, common.PASSWORD, code_of(device), stats.record)
+    for _ in range(repeats):
+        for path in STAFF_PAGES:
+            stats.record("page", common.expect(session.get(path), 200, "baseline page"))
+    username, device, member_ids = admin
+    session = common.Session(url)
+    common.login_over_http(session, username, common.PASSWORD, code_of(device), stats.record)
+    for i in range(repeats):
+        stats.record("admin_search", common.expect(session.get(f"/users/?q={SEARCH_TERMS[i % 4]}"), 200, "baseline search"))
+        stats.record("admin_list", common.expect(session.get(f"/users/?page={1 + i * 9}"), 200, "baseline list"))
+        stats.record("admin_view", common.expect(session.get(f"/users/{member_ids[i]}/"), 200, "baseline view"))
+    return stats.summary(1)
+
+
+def load_accounts(args):
+    from django.db.models import F
+
+    from users.management.commands.seed_bench import bench_username, is_enrolled_index, totp_device_model
+    from users.models import User
+
+    Device = totp_device_model()
+    wanted = [
+        bench_username(clinic, n)
+        for clinic in STAFF_CLINICS
+        for n in range(2, args.per_clinic, 2)
+        if is_enrolled_index(n)
+    ][: args.pool_size]
+    admins = [bench_username(clinic, 0) for clinic in ADMIN_CLINICS][: args.admin_sessions + 1]
+    specials = [CODE_TARGET]
+    devices = Device.objects.filter(user__username__in=wanted + admins + specials, confirmed=True).annotate(
+        username=F("user__username")
+    )
+    # Benchmark only: forget used time steps and failures from earlier runs on this database.
+    devices.update(last_t=-1, throttling_failure_count=0, throttling_failure_timestamp=None)
+    by_name = {device.username: device for device in devices}
+    pool = [(name, by_name[name]) for name in wanted if name in by_name]
+    random.Random(7).shuffle(pool)
+    admin_accounts = []
+    for name in admins:
+        clinic_id = User.objects.get(username=name).clinic_id
+        member_ids = list(User.objects.filter(clinic_id=clinic_id).values_list("pk", flat=True)[:2000])
+        admin_accounts.append((name, by_name[name], member_ids))
+    return pool, admin_accounts, by_name[CODE_TARGET]
+
+
+def code_throttle_bound(seconds: float) -> int:
+    """Most wrong codes the throttle can let through in `seconds`: delays of factor * 2**(n-1)
+    after the n-th failure (django-otp), and never more than the lockout count."""
+    from django.conf import settings
+
+    factor = settings.OTP_TOTP_THROTTLE_FACTOR
+    lockout = settings.CLINICAUTH_CODE_LOCKOUT_FAILURES
+    if factor <= 0:
+        return lockout
+    return min(lockout, 1 + int(math.log2(seconds / factor + 1)))
+
+
+def password_throttle_limit() -> int | None:
+    try:
+        from users.login_throttle import ACCOUNT_FROM_ADDRESS
+    except ImportError:
+        return None
+    return ACCOUNT_FROM_ADDRESS.limit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--staff-sessions", type=int, default=50)
+    parser.add_argument("--admin-sessions", type=int, default=5)
+    parser.add_argument("--pages-per-login", type=int, default=100)
+    parser.add_argument("--think-min", type=float, default=0.2)
+    parser.add_argument("--think-max", type=float, default=0.6)
+    parser.add_argument("--stagger", type=float, default=10.0, help="Sessions start spread over this many seconds.")
+    parser.add_argument("--attack-interval", type=float, default=0.05)
+    parser.add_argument("--max-attempts", type=int, default=2000)
+    parser.add_argument("--per-clinic", type=int, default=10_000)
+    parser.add_argument("--pool-size", type=int, default=5000)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+
+    inprocess.setup_django()
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        raise SystemExit("The mixed load runs against PostgreSQL (DATABASE_URL=postgres://...).")
+    inprocess.migrate()
+    inprocess.seed(clinics=max(ADMIN_CLINICS), staff=args.per_clinic)
+    pool_list, admins, attacked_device = load_accounts(args)
+    baseline_account = pool_list.pop()
+    pool = Pool(pool_list)
+    server_env = {"DATABASE_URL": common.PG_URL, "DB_CONN_MAX_AGE": "60", "TRUSTED_PROXY_COUNT": "1"}
+
+    with common.gunicorn(workers=args.workers, env=server_env) as server:
+        base = baseline(server.url, admins[-1], baseline_account, repeats=20)
+        stats = Stats()
+        code_outcome = defaultdict(int)
+        password_outcome = defaultdict(int)
+        rngs = random.Random(42)
+        cpu_before = server.cpu_seconds()
+        client_cpu_before = time.process_time()
+        machine_before = common.system_cpu_ticks()
+        started = time.monotonic()
+        deadline = started + args.seconds
+        threads = [
+            threading.Thread(target=staff_session, args=(server.url, pool, stats, deadline, args, random.Random(rngs.random())))
+            for _ in range(args.staff_sessions)
+        ] + [
+            threading.Thread(target=admin_session, args=(server.url, admins[i], stats, deadline, args, random.Random(rngs.random())))
+            for i in range(args.admin_sessions)
+        ] + [
+            threading.Thread(target=code_attacker, args=(server.url, attacked_device, deadline, args, code_outcome)),
+            threading.Thread(target=password_attacker, args=(server.url, deadline, args, password_outcome)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=args.seconds + 120)
+        elapsed = time.monotonic() - started
+        server_cpu = server.cpu_seconds() - cpu_before
+        client_cpu = time.process_time() - client_cpu_before
+        machine_busy = common.busy_fraction(machine_before, common.system_cpu_ticks())
+        hung = sum(thread.is_alive() for thread in threads)
+
+    attacked_device.refresh_from_db()
+    load = stats.summary(elapsed)
+    common.write_json(
+        args.out,
+        {
+            "seconds": round(elapsed, 1),
+            "gunicorn_workers": args.workers,
+            "database": connection.vendor,
+            "staff_sessions": args.staff_sessions,
+            "admin_sessions": args.admin_sessions,
+            "pages_per_login": args.pages_per_login,
+            "think_time_s": [args.think_min, args.think_max],
+            "hung_threads": hung,
+            # Shares of the machine's total CPU capacity during the load (all cores = 1.0).
+            "cpu_share_app_server": round(server_cpu / (elapsed * (os.cpu_count() or 1)), 2),
+            "cpu_share_load_generator": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 2),
+            "cpu_share_machine_busy": machine_busy,
+            "load": load,
+            "baseline_single_client": {k: base["by_kind"][k] for k in ("page", "admin_search", "admin_list", "admin_view", "password", "code")},
+            "p50_ratio_load_over_baseline": {
+                kind: common.ratio(load["by_kind"][kind]["p50_ms"], base["by_kind"][kind]["p50_ms"])
+                for kind in ("page", "admin_search", "password", "code")
+                if kind in load["by_kind"]
+            },
+            "code_brute_force": {
+                **code_outcome,
+                "evaluated_failures_server_side": attacked_device.throttling_failure_count,
+                "target_logged_in_by_attacker": code_outcome["accepted"] > 0,
+                "throttle_factor_s": settings.OTP_TOTP_THROTTLE_FACTOR,
+                "max_evaluated_by_design": code_throttle_bound(elapsed),
+            },
+            "password_brute_force": {**password_outcome, "max_evaluated_by_design": password_throttle_limit()},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

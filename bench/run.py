@@ -1,0 +1,282 @@
+"""`make bench`: every part of issue 7's benchmark, one table, one JSON file.
+
+Each part runs in its own process (its own settings and DATABASE_URL) and
+hands back JSON; this script only orchestrates, checks the targets and
+prints. Ratios are taken against baselines measured in the same run.
+
+    python -m bench.run                       # the full run (under 10 minutes on 2 cores)
+    python -m bench.run --quick               # small N and short durations, for development
+    python -m bench.run --load-seconds 30     # shorter mixed load
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+
+from bench import common
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1,000 users per clinic, short runs (not for results).")
+    parser.add_argument("--per-clinic", type=int, default=10_000, help="Users per clinic (10 clinics).")
+    parser.add_argument("--load-seconds", type=float, default=60, help="Duration of the mixed load.")
+    parser.add_argument("--rounds", type=int, default=5, help="wrk rounds per variant (part 1).")
+    parser.add_argument("--round-seconds", type=int, default=6, help="Seconds per wrk round (part 1).")
+    parser.add_argument("--iterations", type=int, default=30, help="Requests per measured admin page (part 3).")
+    parser.add_argument("--keep-db", action="store_true", help="Keep the PostgreSQL and SQLite bench databases.")
+    parser.add_argument("--out", default=str(common.RESULTS / "latest.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.per_clinic, args.load_seconds, args.rounds, args.round_seconds, args.iterations = 1_000, 15, 2, 3, 10
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": common.machine_info(),
+        "parameters": vars(args),
+    }
+    sqlite_file = common.RESULTS / "bench.sqlite3"
+    sqlite_file.unlink(missing_ok=True)
+    common.recreate_pg_database()
+    pg = {"DATABASE_URL": common.PG_URL}
+    try:
+        step("3. admin pages, SQLite")
+        results["admin_pages_sqlite"] = common.run_step(
+            "bench.admin_pages", "--per-clinic", str(args.per_clinic), "--iterations", str(args.iterations),
+            env={"DATABASE_URL": common.SQLITE_URL},
+        )
+        step("3. admin pages, PostgreSQL")
+        results["admin_pages_postgresql"] = common.run_step(
+            "bench.admin_pages", "--per-clinic", str(args.per_clinic), "--iterations", str(args.iterations), env=pg
+        )
+        step("2. code step vs full login")
+        results["code_step"] = common.run_step("bench.code_step", env=pg)
+        step("1. per-request cost of enforcement")
+        results["enforcement"] = common.run_step(
+            "bench.enforcement", "--rounds", str(args.rounds), "--seconds", str(args.round_seconds), env=pg
+        )
+        step("4. mixed load")
+        results["mixed_load"] = common.run_step(
+            "bench.mixed_load", "--seconds", str(args.load_seconds), "--per-clinic", str(args.per_clinic), env=pg
+        )
+    finally:
+        if not args.keep_db:
+            common.drop_pg_database()
+            sqlite_file.unlink(missing_ok=True)
+    results["total_seconds"] = round(time.monotonic() - started, 1)
+    results["targets"] = targets(results)
+    common.write_json(args.out, results)
+    report = render(results)
+    (common.RESULTS / "latest.md").write_text(report)
+    print(report)
+    print(f"Wrote {args.out} ({results['total_seconds']} s).")
+    return 0
+
+
+def step(title: str) -> None:
+    print(f"== {title}", file=sys.stderr, flush=True)
+
+
+# --- targets ------------------------------------------------------------------
+
+
+def targets(r: dict) -> list[dict]:
+    enf, code, load = r["enforcement"], r["code_step"], r["mixed_load"]
+    checks = [
+        ("1", "TwoFactorMiddleware adds 0 queries per verified request", enf["extra_queries_a_minus_b"] == 0,
+         f"{enf['extra_queries_a_minus_b']:+d}"),
+        ("1", "throughput (a)/(b) >= 0.95 (paired per-round median)", enf["throughput_ratio_a_over_b_paired_median"] >= 0.95,
+         f"{enf['throughput_ratio_a_over_b_paired_median']:.3f}"),
+        ("1", "capacity (a)/(b) >= 0.95 (app-server CPU per request)", enf["capacity_ratio_a_over_b"] >= 0.95,
+         f"{enf['capacity_ratio_a_over_b']:.3f}"),
+        ("2", "code step median < 5 ms (whole request, in-process)", code["code_step_median_ms"] < 5,
+         f"{code['code_step_median_ms']} ms"),
+    ]
+    for key in ("admin_pages_sqlite", "admin_pages_postgresql"):
+        db = r[key]["database"]
+        for scale in r[key]["scales"]:
+            for page in ("user_list", "search", "view"):
+                m = scale["pages"][page]
+                checks.append(("3", f"{db} {scale['total_users']:,} users: {page} < 50 ms median", m["median_ms"] < 50,
+                               f"{m['median_ms']} ms, {m['queries']} queries"))
+        pages = ("user_list", "search", "view")
+        counts = {page: sorted({s["pages"][page]["queries"] for s in r[key]["scales"]}) for page in pages}
+        constant = all(s["pages"][page]["queries_constant"] for s in r[key]["scales"] for page in pages)
+        fixed = constant and all(len(v) == 1 for v in counts.values())
+        checks.append(("3", f"{db}: same query count per page at both scales", fixed,
+                       ", ".join(f"{p}={v}" for p, v in counts.items())))
+    ml = load["load"]
+    checks += [
+        ("4", "mixed load: zero errors", ml["errors"] == 0 and load["hung_threads"] == 0, f"{ml['errors']} errors"),
+        ("4", "mixed load: wrong codes never accepted", not load["code_brute_force"]["target_logged_in_by_attacker"],
+         f"{load['code_brute_force'].get('accepted', 0)} accepted"),
+        ("4", f"mixed load: code throttle held (<= {load['code_brute_force']['max_evaluated_by_design']} wrong codes evaluated)",
+         load["code_brute_force"]["evaluated_failures_server_side"] <= load["code_brute_force"]["max_evaluated_by_design"],
+         f"{load['code_brute_force']['evaluated_failures_server_side']} of {load['code_brute_force'].get('attempts', 0)}"),
+        ("4", f"mixed load: password throttle held (<= {load['password_brute_force']['max_evaluated_by_design']} guesses evaluated)",
+         load["password_brute_force"].get("rejected_after_check", 0) <= (load["password_brute_force"]["max_evaluated_by_design"] or 10)
+         and not load["password_brute_force"].get("accepted"),
+         f"{load['password_brute_force'].get('rejected_after_check', 0)} of {load['password_brute_force'].get('attempts', 0)}"),
+    ]
+    return [{"part": p, "target": t, "met": bool(ok), "value": v} for p, t, ok, v in checks]
+
+
+# --- the table -------------------------------------------------------------------
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    out = [
+        f"# ClinicAuth benchmark, {r['date']}",
+        "",
+        f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gb']} GB RAM; {m['os']}; "
+        f"Python {m['python']}; PostgreSQL {m['postgresql']}; SQLite {m['sqlite']}; {m['wrk']}. "
+        f"Total run time {r['total_seconds']} s.",
+        "",
+    ]
+    enf = r["enforcement"]
+    out += [
+        f"## 1. Per-request cost of enforcement: GET {enf['page']}, verified session, gunicorn "
+        f"{enf['gunicorn_workers']} workers, wrk {enf['wrk']['connections']} connections, "
+        f"{enf['wrk']['rounds']} interleaved rounds x {enf['wrk']['seconds']} s, {enf['database']}",
+        "",
+        "| variant | req/s (median) | req/s per round | app CPU ms/request | SQL queries/request | non-200 |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    labels = {
+        "a_this_app": "(a) this app (TwoFactorMiddleware)",
+        "b_no_2fa_middleware": "(b) TwoFactorMiddleware removed",
+        "c_django_otp": "(c) django-otp OTPMiddleware + otp_required",
+    }
+    for name, v in enf["variants"].items():
+        out.append(
+            f"| {labels[name]} | {v['rps_median']} | {', '.join(f'{x:.0f}' for x in v['rps_rounds'])} | "
+            f"{v['cpu_ms_per_request_median']} | {v['queries_per_request']} | {v['non_200']} |"
+        )
+    out += [
+        "",
+        f"(a)/(b): throughput {enf['throughput_ratio_a_over_b']} (paired per-round median "
+        f"{enf['throughput_ratio_a_over_b_paired_median']}), capacity by CPU per request "
+        f"{enf['capacity_ratio_a_over_b']}; (c)/(b): throughput {enf['throughput_ratio_c_over_b']}, capacity "
+        f"{enf['capacity_ratio_c_over_b']}. Extra queries: (a) {enf['extra_queries_a_minus_b']:+d}, "
+        f"(c) {enf['extra_queries_c_minus_b']:+d}.",
+        "",
+    ]
+    code = r["code_step"]
+    hashers = code["hashers"]
+    out += [
+        f"## 2. Code step vs full login (in-process, {code['iterations']} logins, fresh code each)",
+        "",
+        "| measure | median ms |",
+        "|---|---:|",
+        f"| code step (POST of the code: verify + session rotation) | {code['code_step_median_ms']} |",
+        f"| verification alone (flows.check_code) | {code['check_code_median_ms']} |",
+        f"| password step ({code['hasher_algorithm']}) | {code['password_step_median_ms']} |",
+        f"| full login (password + code) | {code['full_login_median_ms']} |",
+        "",
+        f"Code step / full login = {code['code_step_share_of_login']}. One password check: "
+        + "; ".join(
+            f"{name} {h['verify_median_ms']} ms ("
+            + ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("algorithm", "verify_median_ms"))
+            + ")"
+            for name, h in hashers.items()
+        )
+        + ".",
+        "",
+        "## 3. Users pages as a verified clinic admin (in-process, median of "
+        f"{r['parameters']['iterations']} requests)",
+        "",
+        "| database | users (clinic / total) | page | SQL queries | median ms |",
+        "|---|---|---|---:|---:|",
+    ]
+    page_names = {
+        "user_list": "user list",
+        "user_list_last_page": "user list, last page",
+        "search": "search (~1 % match)",
+        "search_no_match": "search, no match",
+        "view": "view",
+    }
+    for key in ("admin_pages_sqlite", "admin_pages_postgresql"):
+        part = r[key]
+        for scale in part["scales"]:
+            for page, label in page_names.items():
+                p = scale["pages"][page]
+                out.append(
+                    f"| {part['database']} | {scale['clinic_users']:,} / {scale['total_users']:,} | {label} | "
+                    f"{p['queries']} | {p['median_ms']} |"
+                )
+    out += [
+        "",
+        "Search with and without the pg_trgm indexes (users/migrations/0003_search_trigram_indexes.py), PostgreSQL:",
+        "",
+        "| users (total) | search | page ms with / without | speedup | search SQL ms with / without | speedup |",
+        "|---|---|---|---:|---|---:|",
+    ]
+    for scale in r["admin_pages_postgresql"]["scales"]:
+        for name, s in scale["search_indexes"].items():
+            out.append(
+                f"| {scale['total_users']:,} | {page_names[name]} | {s['page_with_index_ms']} / {s['page_without_index_ms']} | "
+                f"{s['page_speedup']} | {s['sql_with_index_ms']} / {s['sql_without_index_ms']} | {s['sql_speedup']} |"
+            )
+    seeds = [
+        f"{r[k]['database']} {s['total_users']:,} users in {s['seed_seconds']} s"
+        for k in ("admin_pages_sqlite", "admin_pages_postgresql")
+        for s in r[k]["scales"]
+    ]
+    out += ["", "Seeding (cumulative steps): " + "; ".join(seeds) + ".", ""]
+
+    load = r["mixed_load"]
+    ml = load["load"]
+    out += [
+        f"## 4. Mixed load: {load['staff_sessions']} staff sessions + {load['admin_sessions']} admins, "
+        f"{load['seconds']} s, gunicorn {load['gunicorn_workers']} workers, {load['database']}",
+        "",
+        "| requests | errors | throughput req/s | logins completed | p50 ms | p99 ms | page p50 / p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+        f"| {ml['requests']} | {ml['errors']} | {ml['throughput_rps']} | {ml['logins_completed']} "
+        f"({ml['logins_per_s']}/s) | {ml['p50_ms']} | {ml['p99_ms']} | {ml['page_p50_ms']} / {ml['page_p99_ms']} |",
+        "",
+        "| request kind | count | p50 ms under load | p99 ms under load | p50 ms, single idle client | p50 ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    base = load["baseline_single_client"]
+    for kind, v in ml["by_kind"].items():
+        b = base.get(kind)
+        ratio_text = f"{v['p50_ms'] / b['p50_ms']:.1f}" if b and b["p50_ms"] else ""
+        out.append(
+            f"| {kind} | {v['requests']} | {v['p50_ms']} | {v['p99_ms']} | {b['p50_ms'] if b else ''} | {ratio_text} |"
+        )
+    cb, pb = load["code_brute_force"], load["password_brute_force"]
+    out += [
+        "",
+        f"CPU during the load (share of all cores): app server {load['cpu_share_app_server']}, load generator "
+        f"{load['cpu_share_load_generator']}, whole machine busy {load['cpu_share_machine_busy']}.",
+        "",
+        f"Brute force during the load: wrong codes {cb.get('attempts', 0)} sent, "
+        f"{cb['evaluated_failures_server_side']} evaluated by the server, {cb.get('refused_throttled', 0)} refused by the "
+        f"throttle, {cb.get('accepted', 0)} accepted; wrong passwords {pb.get('attempts', 0)} sent, "
+        f"{pb.get('rejected_after_check', 0)} evaluated, {pb.get('refused_throttled', 0)} refused by the throttle, "
+        f"{pb.get('accepted', 0)} accepted.",
+        "",
+        "## Targets",
+        "",
+        "| part | target | value | met |",
+        "|---|---|---|---|",
+    ]
+    for t in r["targets"]:
+        out.append(f"| {t['part']} | {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
