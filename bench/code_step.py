@@ -74,6 +74,18 @@ def main() -> None:
             password_times.append(password_done - started)
             code_times.append(code_done - code_started)
 
+    # What the code step does in SQL (one more login, counted, not timed).
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    inprocess.allow_fresh_code(device)
+    client = Client()
+    client.post(login_url, {"username": USERNAME, "password": common.PASSWORD})
+    code = inprocess.code_for(device)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post(challenge_url, {"code": code}).status_code == 302
+    statements = [q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries]
+
     # The verification alone (flows.check_code: device lookup, locked verify_token, save),
     # without the session rotation and the rest of the request.
     from django.test import RequestFactory
@@ -98,6 +110,8 @@ def main() -> None:
             "iterations": args.iterations,
             "code_step_median_ms": code_ms,
             "check_code_median_ms": common.median_ms(check_times),
+            "code_step_sql_statements": len(statements),
+            "code_step_commits": statements.count("COMMIT"),
             "password_step_median_ms": password_ms,
             "full_login_median_ms": round(code_ms + password_ms, 2),
             "code_step_share_of_login": common.ratio(code_ms, code_ms + password_ms),

@@ -90,7 +90,7 @@ def _command_version(cmd: list[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0] if text else None
+    return text[0].split(" [")[0] if text else None
 
 
 def system_cpu_ticks() -> tuple[int, int]:
