@@ -166,6 +166,8 @@ def test_counts_show_how_many_users_of_this_clinic_have_2fa(
         ("LOPEZ", ["Marta Lopez"]),  # case-insensitive
         ("jdoe", ["Jon Doe"]),  # username
         ("@Example.ORG", ["Omar Said"]),  # email
+        ("  marta   LOP ", ["Marta Lopez"]),  # full name: every word matches some field
+        ("marta doe", []),
         ("nobody-like-this", []),
     ],
 )
@@ -243,6 +245,12 @@ def test_unknown_sort_or_page_falls_back_instead_of_failing(admin_client, staff)
     response = admin_client.get(reverse("user_list"), {"sort": "password", "page": "999"})
 
     assert names_in(response) == ["Dana Admin", "Sam Staff"]
+
+
+def test_an_unknown_sort_keeps_the_search(admin_client, staff):
+    response = admin_client.get(reverse("user_list"), {"q": "sam", "sort": "password"})
+
+    assert names_in(response) == ["Sam Staff"]
 
 
 # --- the view page --------------------------------------------------------

@@ -1,0 +1,93 @@
+"""The user list and the view page cost a fixed number of queries (issue 4, point 7)."""
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from clinic_auth.twofactor import flows
+from users.models import User
+
+# Today: list 6 (session, user, clinic, page count, 2FA counts, one page of users),
+# view page 5. One spare for the session's once-a-minute last-seen write.
+LIST_BUDGET = 7
+DETAIL_BUDGET = 6
+
+
+def add_members(clinic, count: int) -> list[User]:
+    """`count` users of the clinic (cheaply, with bulk_create), every other one with 2FA."""
+    start = User.objects.count()
+    members = User.objects.bulk_create(
+        User(
+            clinic=clinic,
+            username=f"member{n:04}",
+            first_name="Member",
+            last_name=f"No{n:04}",
+            email=f"member{n:04}@example.com",
+            password="!",
+        )
+        for n in range(start, start + count)
+    )
+    devices = [flows.pending_totp_device(member) for member in members[::2]]
+    if devices:
+        type(devices[0]).objects.filter(pk__in=[d.pk for d in devices]).update(confirmed=True)
+    return members
+
+
+@pytest.fixture
+def admin_client(clinic_admin) -> Client:
+    c = Client()
+    c.force_login(clinic_admin)
+    assert c.get(reverse("home")).status_code == 200  # the 2FA gate is cached from here on
+    return c
+
+
+@pytest.fixture(params=[3, 300], ids=["3-users", "300-users"])
+def members(request, clinic, clinic_admin) -> list[User]:
+    return add_members(clinic, request.param - 1)  # the admin is one of them
+
+
+def queries_for(c: Client, url: str, params=None) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert c.get(url, params).status_code == 200
+    return len(captured)
+
+
+LIST_VIEWS = [
+    {},
+    {"sort": "-2fa"},
+    {"sort": "-name", "page": "2"},
+    {"q": "MEMBER"},
+]
+
+
+@pytest.mark.parametrize("params", LIST_VIEWS, ids=["default", "by-2fa", "page-2", "search"])
+def test_user_list_stays_within_budget(admin_client, members, params, django_assert_max_num_queries):
+    with django_assert_max_num_queries(LIST_BUDGET):
+        response = admin_client.get(reverse("user_list"), params)
+
+    assert response.status_code == 200
+    enrolled = len(members[::2])
+    assert f"{enrolled} of {len(members) + 1} users have 2FA enabled" in response.content.decode()
+
+
+def test_view_page_stays_within_budget(admin_client, members, django_assert_max_num_queries):
+    for member in (members[0], members[-1]):  # one with 2FA when there are 300, one without
+        with django_assert_max_num_queries(DETAIL_BUDGET):
+            response = admin_client.get(reverse("user_detail", args=[member.pk]))
+        assert response.status_code == 200
+
+
+def test_a_hundred_times_more_users_cost_not_one_more_query(clinic, clinic_admin, admin_client, clinic_factory):
+    members = add_members(clinic, 2)
+    small_list = [queries_for(admin_client, reverse("user_list"), params) for params in LIST_VIEWS]
+    small_detail = queries_for(admin_client, reverse("user_detail", args=[members[0].pk]))
+
+    members += add_members(clinic, 297)
+    add_members(clinic_factory(), 50)  # other clinics' users change nothing either
+    large_list = [queries_for(admin_client, reverse("user_list"), params) for params in LIST_VIEWS]
+    large_detail = queries_for(admin_client, reverse("user_detail", args=[members[-1].pk]))
+
+    assert large_list == small_list
+    assert large_detail == small_detail
