@@ -25,12 +25,13 @@ def _confirmed_totp():
 
 def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySet[User]:
     users = clinic_users(clinic).annotate(has_2fa=Exists(_confirmed_totp()))
-    if query:
+    # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
+    for term in query.split():
         users = users.filter(
-            Q(username__icontains=query)
-            | Q(first_name__icontains=query)
-            | Q(last_name__icontains=query)
-            | Q(email__icontains=query)
+            Q(username__icontains=term)
+            | Q(first_name__icontains=term)
+            | Q(last_name__icontains=term)
+            | Q(email__icontains=term)
         )
     return users.order_by(*SORTS.get(sort, SORTS["name"]))
 

@@ -69,10 +69,10 @@ class ClinicAdminRequiredMixin:
 class UserListView(ClinicAdminRequiredMixin, View):
     def get(self, request):
         clinic = request.user.clinic
-        form = UserSearchForm(request.GET or None)
-        query, sort = "", "name"
-        if form.is_valid():
-            query, sort = form.cleaned_data["q"], form.cleaned_data["sort"] or "name"
+        form = UserSearchForm(request.GET)  # both fields are optional, so always bound
+        form.is_valid()  # keep each valid field: an unknown sort must not drop a good search
+        query = form.cleaned_data.get("q", "")
+        sort = form.cleaned_data.get("sort") or "name"
         users = selectors.user_list(clinic=clinic, query=query, sort=sort)
         page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
         context = {
