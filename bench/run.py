@@ -238,11 +238,10 @@ def render(r: dict) -> str:
                 f"{s['page_speedup']} | {s['sql_with_index_ms']} / {s['sql_without_index_ms']} | {s['sql_speedup']} |"
             )
     seeds = [
-        f"{r[k]['database']} {s['total_users']:,} users in {s['seed_seconds']} s"
+        f"{r[k]['database']} " + ", then ".join(f"to {s['total_users']:,} users +{s['seed_seconds']} s" for s in r[k]["scales"])
         for k in ("admin_pages_sqlite", "admin_pages_postgresql")
-        for s in r[k]["scales"]
     ]
-    out += ["", "Seeding (cumulative steps): " + "; ".join(seeds) + ".", ""]
+    out += ["", "Seeding: " + "; ".join(seeds) + ".", ""]
 
     load = r["mixed_load"]
     ml = load["load"]
