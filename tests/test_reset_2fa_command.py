@@ -1,6 +1,7 @@
 """The operator's `manage.py reset_2fa USERNAME` (issue 4, point 6)."""
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -91,27 +91,33 @@ def test_username_must_match_exactly(member, member_client):
 # --- as the operator runs it: a separate process and its exit status -------
 
 
+SET_UP_ENROLLED_USER = """
+from clinics.models import Clinic
+from users.models import User
+from clinic_auth.twofactor import flows
+
+user = User.objects.create_user("lost.phone", clinic=Clinic.objects.create(name="Operator Clinic"))
+device = flows.pending_totp_device(user)
+device.confirmed = True
+device.save()
+"""
+
+
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory) -> Path:
+    """A real database file, migrated once, as an operator's machine would have."""
+    path = tmp_path_factory.mktemp("operator") / "template.sqlite3"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_ROOT, env=env, check=True)
+    return path
+
+
 @pytest.fixture
-def database_env(db, tmp_path) -> dict:
-    """Environment for a manage.py process that sees this test's database."""
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env["PYTHONUNBUFFERED"] = "1"
-    if connection.vendor == "sqlite":
-        # The test database lives in memory: hand the process a copy, this test's rows
-        # included (a dump through our own connection sees its open transaction).
-        copy = tmp_path / "copy.sqlite3"
-        connection.ensure_connection()
-        with sqlite3.connect(copy) as target:
-            target.executescript("\n".join(connection.connection.iterdump()))
-        target.close()
-        env["DATABASE_URL"] = f"sqlite:///{copy}"
-    else:
-        settings_dict = connection.settings_dict
-        env["DATABASE_URL"] = (
-            f"postgres://{settings_dict['USER']}:{settings_dict['PASSWORD']}@{settings_dict['HOST']}:"
-            f"{settings_dict['PORT']}/{settings_dict['NAME']}"
-        )
-    return env
+def database_env(migrated_database, tmp_path) -> dict:
+    """Environment for manage.py processes, on a fresh copy of the migrated database."""
+    copy = tmp_path / "copy.sqlite3"
+    shutil.copyfile(migrated_database, copy)
+    return {**os.environ, "DATABASE_URL": f"sqlite:///{copy}", "PYTHONUNBUFFERED": "1"}
 
 
 def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -128,9 +134,8 @@ def test_unknown_user_exits_non_zero_with_a_clear_message(database_env):
     assert result.stdout == ""
 
 
-def test_a_real_reset_exits_zero(member, member_client, tmp_path, database_env):
-    if connection.vendor != "sqlite":
-        pytest.skip("only the SQLite copy carries this test's uncommitted rows to another process")
+def test_a_real_reset_exits_zero(tmp_path, database_env):
+    assert manage(database_env, "shell", "-c", SET_UP_ENROLLED_USER).returncode == 0
     result = manage(database_env, "reset_2fa", "lost.phone")
 
     assert result.returncode == 0, result.stderr
@@ -140,8 +145,7 @@ def test_a_real_reset_exits_zero(member, member_client, tmp_path, database_env):
         f"select actor_id, target_username from {AuditEvent._meta.db_table} where action = ?",
         [AuditEvent.Action.DISABLED_BY_OPERATOR.value],
     ).fetchall()
-    devices_left = copy.execute(
-        f"select count(*) from {flows.EncryptedTOTPDevice._meta.db_table} where user_id = ?", [member.pk]
-    ).fetchone()
+    devices_left = copy.execute(f"select count(*) from {flows.EncryptedTOTPDevice._meta.db_table}").fetchone()
+    copy.close()
     assert audit_rows == [(None, "lost.phone")]
     assert devices_left == (0,)
