@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 MESSAGES = {
     "code_invalid": "That code is not valid. Check your authenticator app and try again.",
     "code_replayed": "That code has already been used. Wait for the next code in your app.",
-    "code_locked": "Too many incorrect codes. Try again in {seconds} seconds.",
+    "code_locked": "Too many incorrect codes. Try again in {seconds} {unit}.",
     "code_locked_minutes": "Too many incorrect codes. Code entry is locked for {minutes} minutes.",
     "code_hard_locked": "Too many incorrect codes. Code entry is locked: ask your clinic administrator to reset your two-factor authentication.",
     "setup_code_invalid": "That code did not match. Scan the QR code again or check the time on your phone, then enter the new code.",

@@ -212,7 +212,7 @@ def _locked_message(info: dict | None) -> str:
     seconds = max(1, int((locked_until - timezone.now()).total_seconds()) + 1)
     if seconds > 120:
         return events.message("code_locked_minutes", minutes=(seconds + 59) // 60)
-    return events.message("code_locked", seconds=seconds)
+    return events.message("code_locked", seconds=seconds, unit="second" if seconds == 1 else "seconds")
 
 
 # --- enrolment ------------------------------------------------------------

@@ -81,7 +81,8 @@ class ChallengeView(View):
                 flows.mark_verified(request, result.device)
                 if kind == "recovery":
                     left = flows.recovery_codes_left(request.user)
-                    messages.warning(request, f"You used a recovery code. {left} recovery codes left.")
+                    codes = "recovery code" if left == 1 else "recovery codes"
+                    messages.warning(request, f"You used a recovery code. {left} {codes} left.")
                 return redirect(safe_next(request))
             form.add_error("code", result.error)
         return self.render(form, status=200)
@@ -172,7 +173,8 @@ class DisableOwnView(View):
         if not flows.can_disable_own_2fa(request.user):
             messages.error(request, events.message("disable_refused_mandatory"))
             return redirect("profile")
-        form = TOTPCodeForm(request.POST)
+        # Same ids as the profile's own form, so the label and error stay tied to the field.
+        form = TOTPCodeForm(request.POST, auto_id="id_disable_%s")
         if form.is_valid():
             result = flows.check_code(request=request, user=request.user, kind="totp", token=form.cleaned_data["code"])
             if result.ok:
