@@ -1,0 +1,109 @@
+"""Issue 2, point 2: the password step at / and /accounts/login/."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+
+GENERIC_ERROR = "The username or password is incorrect."
+
+
+def error_block(response) -> str:
+    """The form-wide error box of the login page, as rendered."""
+    match = re.search(r'<div class="message message-error" role="alert">.*?</div>', response.content.decode(), re.S)
+    assert match, response.content.decode()
+    return match.group(0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/accounts/login/"])
+def test_login_page_has_username_password_and_log_in(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<label for="id_username">Username</label>' in html
+    assert '<label for="id_password">Password</label>' in html
+    assert re.search(r'<input type="password" name="password"[^>]*id="id_password"', html)
+    assert re.search(r'<button type="submit"[^>]*>Log in</button>', html)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/accounts/login/"])
+def test_correct_password_without_2fa_signs_in_and_lands_on_home(client, staff, path):
+    response = client.post(path, {"username": "staff", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.url == reverse("home")
+    assert client.session["_auth_user_id"] == str(staff.pk)
+    assert client.get(reverse("home")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_anonymous_visitors_are_sent_to_log_in_and_come_back(client, staff):
+    response = client.get(reverse("profile"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login") + "?next=")
+    response = client.post(
+        reverse("login"), {"username": "staff", "password": PASSWORD, "next": reverse("profile")}
+    )
+    assert response.url == reverse("profile")
+
+
+@pytest.mark.django_db
+def test_wrong_password_unknown_user_and_inactive_user_get_the_same_generic_error(client, user_factory):
+    user_factory(username="nurse")
+    user_factory(username="retired", is_active=False)
+    attempts = {
+        "wrong password": {"username": "nurse", "password": "not the password"},
+        "unknown user": {"username": "nobody-here", "password": "not the password"},
+        "inactive user": {"username": "retired", "password": PASSWORD},
+    }
+    blocks = {}
+    for name, data in attempts.items():
+        response = client.post(reverse("login"), data)
+        assert response.status_code == 200, name
+        assert "_auth_user_id" not in client.session, name
+        blocks[name] = error_block(response)
+    assert set(blocks.values()) == {
+        f'<div class="message message-error" role="alert"><p>{GENERIC_ERROR}</p></div>'
+    }
+    # The username field carries no per-field hint either.
+    assert 'id="id_username_error"' not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_empty_form_asks_for_both_fields_and_does_not_sign_in(client, staff):
+    response = client.post(reverse("login"), {"username": "", "password": ""})
+    assert response.status_code == 200
+    assert response.content.decode().count("This field is required.") == 2
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "evil",
+    ["//evil.com/", "https://evil.com/", "/\\evil.com", "\\\\evil.com", "javascript:alert(1)", "http:///evil.com"],
+)
+def test_login_next_never_leaves_the_site(client, staff, evil):
+    response = client.post(reverse("login"), {"username": "staff", "password": PASSWORD, "next": evil})
+    assert response.status_code == 302
+    assert response.url == reverse("home")
+
+
+@pytest.mark.django_db
+def test_signed_in_user_opening_the_login_page_goes_home(client, staff):
+    client.force_login(staff)
+    response = client.get(reverse("login"))
+    assert response.status_code == 302
+    assert response.url == reverse("home")
+
+
+@pytest.mark.django_db
+def test_logout_is_post_only_and_ends_the_session(client, staff):
+    client.force_login(staff)
+    assert client.get(reverse("logout")).status_code == 405
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert response.url == reverse("login")
+    assert client.get(reverse("home")).status_code == 302

@@ -1,0 +1,257 @@
+"""Issue 2, points 5 and 6: the set-up page, its QR code, and confirming the device."""
+
+import base64
+import io
+import re
+import time
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pyotp
+import pytest
+import zxingcpp
+from django.urls import reverse
+from PIL import Image
+
+from clinic_auth.twofactor import flows
+from clinic_auth.twofactor.models import AuditEvent
+from tests.conftest import totp_for
+
+
+def next_code(device) -> str:
+    """A code the device accepts now and has not used yet.
+
+    Codes count once per 30 s step, and a code accepted one step early or late
+    shifts the device's window (drift), so pick from the window the server uses.
+    """
+    device.refresh_from_db()
+    now_t = int(time.time()) // 30
+    for k in (0, 1):
+        step = now_t + device.drift + k
+        if step > device.last_t:
+            return totp_for(device, offset_steps=step - now_t)
+    raise AssertionError("no unused code left in this 30 s window")
+
+
+SETUP = reverse("two_factor_setup")
+CHALLENGE = reverse("two_factor_challenge")
+SETUP_ERROR = "That code did not match."
+
+
+def qr_text(response) -> str:
+    """Decode the QR image embedded in the page, as a phone camera would."""
+    html = response.content.decode()
+    src = re.search(r'<img class="qr-code" src="([^"]+)"', html).group(1)
+    prefix = "data:image/png;base64,"
+    assert src.startswith(prefix), "the QR code must be inline, never a file or a URL"
+    image = Image.open(io.BytesIO(base64.b64decode(src[len(prefix):])))
+    assert image.format == "PNG"
+    results = zxingcpp.read_barcodes(image)
+    assert len(results) == 1
+    assert results[0].format == zxingcpp.BarcodeFormat.QRCode
+    return results[0].text
+
+
+def manual_key(response) -> str:
+    return re.search(r'<code id="manual-key">([^<]+)</code>', response.content.decode()).group(1)
+
+
+def uri_parts(uri: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(uri)
+    assert parts.scheme == "otpauth" and parts.netloc == "totp"
+    query = {key: values[0] for key, values in parse_qs(parts.query, strict_parsing=True).items()}
+    return unquote(parts.path.lstrip("/")), query
+
+
+@pytest.fixture
+def on_setup(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.django_db
+def test_setup_page_has_the_steps_apps_field_and_button(on_setup):
+    response = on_setup.get(SETUP)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<h1>Set up Two-Factor Authentication</h1>" in html
+    for app in ("Google Authenticator", "Microsoft Authenticator", "Twilio Authy"):
+        assert f"<li>{app}</li>" in html
+    assert '<label for="id_code">Verification Code</label>' in html
+    assert re.search(r'<button type="submit"[^>]*>Enable 2FA</button>', html)
+
+
+@pytest.mark.django_db
+def test_qr_code_encodes_a_standard_key_uri(on_setup, staff):
+    response = on_setup.get(SETUP)
+    uri = qr_text(response)
+    label, query = uri_parts(uri)
+    issuer = "ClinicAuth (Demo Clinic)"
+    assert label == f"{issuer}:staff"
+    assert query["issuer"] == issuer
+    assert query["algorithm"] == "SHA1"
+    assert query["digits"] == "6"
+    assert query["period"] == "30"
+    secret = query["secret"]
+    assert re.fullmatch(r"[A-Z2-7]{32}", secret)
+    assert len(base64.b32decode(secret)) * 8 == 160
+    device = flows.pending_totp_device(staff)
+    assert base64.b32decode(secret) == device.bin_key
+    # An independent implementation reads the URI and produces the codes the server expects.
+    parsed = pyotp.parse_uri(uri)
+    assert parsed.issuer == issuer and parsed.name == "staff"
+    assert parsed.now() == totp_for(device)
+
+
+@pytest.mark.django_db
+def test_issuer_survives_clinic_names_with_punctuation(client, clinic_factory, user_factory):
+    odd = clinic_factory(name="St. Mary's: East & West #2")
+    user = user_factory(clinic=odd, username="nurse.jo@east")
+    client.force_login(user)
+    uri = qr_text(client.get(SETUP))
+    label, query = uri_parts(uri)
+    issuer, _, account = label.rpartition(":")
+    assert account == "nurse.jo@east"
+    assert issuer == query["issuer"]
+    assert issuer.startswith("ClinicAuth (St. Mary's") and "East & West #2" in issuer
+    parsed = pyotp.parse_uri(uri)
+    assert parsed.issuer == issuer and parsed.name == "nurse.jo@east"
+
+
+@pytest.mark.django_db
+def test_manual_key_is_the_qr_secret_grouped_for_reading(on_setup):
+    response = on_setup.get(SETUP)
+    shown = manual_key(response)
+    assert re.fullmatch(r"[A-Z2-7]{4}( [A-Z2-7]{4}){7}", shown)
+    _, query = uri_parts(qr_text(response))
+    assert shown.replace(" ", "") == query["secret"]
+
+
+@pytest.mark.django_db
+def test_reloading_keeps_the_same_pending_secret(on_setup, staff, user_factory, client):
+    first = on_setup.get(SETUP)
+    second = on_setup.get(SETUP)
+    assert manual_key(first) == manual_key(second)
+    assert qr_text(first) == qr_text(second)
+    device = flows.pending_totp_device(staff)
+    assert manual_key(second).replace(" ", "") == base64.b32encode(device.bin_key).decode()
+    # Someone else gets a different secret.
+    other = user_factory()
+    client.force_login(other)
+    assert manual_key(client.get(SETUP)) != manual_key(first)
+
+
+@pytest.mark.django_db
+def test_setup_page_is_not_cached(on_setup):
+    assert "no-store" in on_setup.get(SETUP)["Cache-Control"]
+    assert "no-store" in on_setup.post(SETUP, {"code": "abc"})["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_setup_needs_a_login(client):
+    response = client.get(SETUP)
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_correct_code_confirms_shows_success_and_verifies_the_session(on_setup, staff):
+    on_setup.get(SETUP)
+    device = flows.pending_totp_device(staff)
+    response = on_setup.post(SETUP, {"code": totp_for(device)})
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    assert "2FA is now active" in html
+    assert 'class="message message-success"' in html
+    device.refresh_from_db()
+    assert device.confirmed
+    assert flows.confirmed_totp_device(staff) == device
+    assert on_setup.session[flows.VERIFIED_KEY] is True
+    # The session that enabled 2FA is not sent to the challenge.
+    assert on_setup.get(reverse("home")).status_code == 200
+    profile = on_setup.get(reverse("profile")).content.decode()
+    assert '<strong class="status status-on">Enabled</strong>' in profile
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.DEVICE_CONFIRMED, target=staff).count() == 1
+
+
+@pytest.mark.django_db
+def test_confirming_code_cannot_be_used_again_to_log_in(on_setup, staff, login):
+    on_setup.get(SETUP)
+    device = flows.pending_totp_device(staff)
+    used = totp_for(device)
+    assert on_setup.post(SETUP, {"code": used}).status_code == 200
+    on_setup.post(reverse("logout"))
+    login(staff, http_client=on_setup)
+    # From now on the password alone is not enough.
+    assert on_setup.get(reverse("home")).url.startswith(CHALLENGE)
+    response = on_setup.post(CHALLENGE, {"code": used})
+    assert response.status_code == 200
+    assert "That code has already been used" in response.content.decode()
+    assert on_setup.get(reverse("home")).url.startswith(CHALLENGE)
+    assert on_setup.post(CHALLENGE, {"code": next_code(device)}).status_code == 302
+    assert on_setup.get(reverse("home")).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("offset_steps", [-5, -2, 2, 5])
+def test_expired_or_future_code_confirms_nothing(on_setup, staff, offset_steps):
+    first = on_setup.get(SETUP)
+    device = flows.pending_totp_device(staff)
+    response = on_setup.post(SETUP, {"code": totp_for(device, offset_steps=offset_steps)})
+    assert response.status_code == 200
+    assert SETUP_ERROR in response.content.decode()
+    device.refresh_from_db()
+    assert not device.confirmed
+    assert not flows.is_enrolled(staff)
+    assert flows.recovery_codes_left(staff) == 0
+    # The page is shown again with the same secret, so the user can simply retry.
+    assert manual_key(response) == manual_key(first)
+    assert on_setup.post(SETUP, {"code": totp_for(device)}).status_code == 200
+    assert flows.is_enrolled(staff)
+
+
+@pytest.mark.django_db
+def test_wrong_code_confirms_nothing(on_setup, staff):
+    on_setup.get(SETUP)
+    device = flows.pending_totp_device(staff)
+    valid = {totp_for(device, offset_steps=s) for s in (-1, 0, 1)}
+    wrong = next(c for c in ("000000", "999999", "123123") if c not in valid)
+    response = on_setup.post(SETUP, {"code": wrong})
+    assert response.status_code == 200
+    assert SETUP_ERROR in response.content.decode()
+    assert not flows.is_enrolled(staff)
+    assert flows.VERIFIED_KEY not in on_setup.session
+
+
+@pytest.mark.django_db
+def test_setup_page_of_an_enrolled_user_goes_back_to_the_profile(client, staff, enrol):
+    device, _ = enrol(staff)
+    response = client.get(SETUP, follow=True)
+    assert response.redirect_chain == [(reverse("profile"), 302)]
+    assert "Two-factor authentication is already active on your account." in response.content.decode()
+    # Posting a code again neither replaces the device nor issues new recovery codes.
+    response = client.post(SETUP, {"code": next_code(device)})
+    assert response.status_code == 302 and response.url == reverse("profile")
+    assert flows.confirmed_totp_device(staff) == device
+    assert flows.recovery_codes_left(staff) == 10
+
+
+@pytest.mark.django_db
+def test_continue_link_after_enabling_stays_on_the_site(on_setup, staff):
+    on_setup.get(SETUP)
+    device = flows.pending_totp_device(staff)
+    response = on_setup.post(SETUP, {"code": totp_for(device), "next": "https://evil.com/"})
+    assert '<a class="button primary" href="/home/">Continue</a>' in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_wrong_code_then_immediate_right_code_is_throttled_at_setup(on_setup, staff, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 1
+    on_setup.get(SETUP)
+    device = flows.pending_totp_device(staff)
+    valid = {totp_for(device, offset_steps=s) for s in (-1, 0, 1)}
+    wrong = next(c for c in ("000000", "999999", "123123") if c not in valid)
+    on_setup.post(SETUP, {"code": wrong})
+    response = on_setup.post(SETUP, {"code": totp_for(device)})
+    assert response.status_code == 200
+    assert "Too many incorrect codes" in response.content.decode()
+    assert not flows.is_enrolled(staff)
