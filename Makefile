@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install migrate seed e2e concurrency check clean bench
+.PHONY: run test install migrate seed e2e concurrency check clean bench test-postgres test-concurrency
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ run: seed
 test: install
 	$(BIN)/python -m pytest -q -m "not e2e and not concurrency"
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+# The same non-browser suite against PostgreSQL (psycopg 3); Django creates and drops test_$(PG_DB).
+PG_URL ?= postgres://postgres@127.0.0.1:5432
+PG_DB ?= clinicauth_ci
+test-postgres: install
+	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q -m "not e2e and not concurrency"
+
+# Real parallel HTTP against gunicorn (4 workers) on a fresh PostgreSQL database; prints the counts.
+test-concurrency: install
+	$(BIN)/python -m pytest -q -m concurrency tests/concurrency -s
 
 # Issue 7's benchmark (README "Benchmark"): table on stdout, JSON in bench/results/latest.json.
 # Needs PostgreSQL at 127.0.0.1:5432 (user postgres) and wrk; BENCH_ARGS="--quick" for a short trial.
