@@ -21,6 +21,7 @@ from tests.concurrency.harness import (
     USERNAMES,
     WORKERS,
     free_port,
+    install_evaluation_probe,
     Deployment,
     django_shell,
 )
@@ -87,6 +88,7 @@ def deployment(tmp_path_factory):
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_ROOT, env=env, check=True
         )
+        install_evaluation_probe(env)
         django_shell(
             env,
             f"""

@@ -107,6 +107,61 @@ class Deployment:
     def shell(self, code: str):
         return django_shell(self.env, code)
 
+    def failed_evaluations(self, username: str, kind: str) -> int:
+        """Wrong codes the server really evaluated for the user's device ("totp" or "recovery").
+
+        Counted by a trigger on every write of a new failure timestamp (see
+        install_evaluation_probe), so unlike the device's own counter it cannot
+        lose an update if two requests ever evaluated in parallel.
+        """
+        table, device_id = self.shell(
+            f"""
+            user = User.objects.get(username={username!r})
+            device = flows.confirmed_totp_device(user) if {kind!r} == "totp" else flows.recovery_device(user)
+            print(json.dumps([device._meta.db_table, device.pk]))
+            """
+        )
+        import psycopg
+
+        with psycopg.connect(self.env["DATABASE_URL"]) as db:
+            query = f"SELECT count(*) FROM {PROBE_TABLE} WHERE device_table = %s AND device_id = %s"
+            return db.execute(query, (table, device_id)).fetchone()[0]
+
+
+PROBE_TABLE = "concurrency_probe_failed_evaluation"
+
+
+def install_evaluation_probe(env: dict) -> None:
+    """Test-only instrumentation in the throwaway database: log each failed code evaluation."""
+    import psycopg
+
+    tables = django_shell(
+        env,
+        """
+        from clinic_auth.twofactor.models import EncryptedTOTPDevice, RecoveryCodeDevice
+        print(json.dumps([EncryptedTOTPDevice._meta.db_table, RecoveryCodeDevice._meta.db_table]))
+        """,
+    )
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
+        db.execute(f"CREATE TABLE {PROBE_TABLE} (device_table text, device_id bigint, failures int)")
+        db.execute(
+            f"""
+            CREATE FUNCTION {PROBE_TABLE}_record() RETURNS trigger AS $$
+            BEGIN
+              IF NEW.throttling_failure_timestamp IS NOT NULL
+                 AND NEW.throttling_failure_timestamp IS DISTINCT FROM OLD.throttling_failure_timestamp THEN
+                INSERT INTO {PROBE_TABLE} VALUES (TG_TABLE_NAME, NEW.id, NEW.throttling_failure_count);
+              END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql
+            """
+        )
+        for table in tables:
+            db.execute(
+                f"CREATE TRIGGER {PROBE_TABLE} AFTER UPDATE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {PROBE_TABLE}_record()"
+            )
+
 
 def django_shell(env: dict, code: str):
     """Run code in `manage.py shell -c` against the deployment's database; it prints one JSON line."""
