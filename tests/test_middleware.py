@@ -1,0 +1,175 @@
+"""Issue 3: TwoFactorMiddleware, over HTTP: what each gate lets through and how it refuses."""
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import totp_for
+
+SETUP = reverse("two_factor_setup")
+CHALLENGE = reverse("two_factor_challenge")
+
+# Paths that start like an exempt view (or static files) but resolve to something else.
+TRICK_PATHS = [
+    "/accounts/logout/../admin/",
+    "/static/../admin/",
+    "/static/..%2fadmin/",
+    "/accounts/logout/%2e%2e/admin/",
+    "/accounts/two-factor/setup/../../../admin/",
+    "/accounts/two-factor/../../home/",
+    "/accounts/logout/admin/",
+    "/accounts/login/../../users/",
+    "/accounts/logout;/admin/",
+    "/static/css/../../admin/",
+]
+
+
+@pytest.fixture
+def setup_client(client, clinic, staff):
+    """Unenrolled member of a clinic with Mandatory 2FA: the SETUP gate."""
+    clinic.mandatory_2fa = True
+    clinic.save()
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def challenge_client(client, staff, enrol, login):
+    """Enrolled member who has passed the password but not the code: the CHALLENGE gate."""
+    device, _ = enrol(staff)
+    client.logout()
+    login(staff)
+    client.device = device
+    return client
+
+
+@pytest.fixture(params=["setup", "challenge"])
+def gated(request):
+    """(client, the page its gate sends to, the JSON error it names)."""
+    if request.param == "setup":
+        return request.getfixturevalue("setup_client"), SETUP, "two_factor_setup_required"
+    return request.getfixturevalue("challenge_client"), CHALLENGE, "two_factor_required"
+
+
+@pytest.mark.django_db
+def test_open_gate_lets_requests_through(client, staff):
+    client.force_login(staff)
+    response = client.get(reverse("profile"))
+    assert response.status_code == 200
+    assert response.wsgi_request.twofa_gate == "open"
+
+
+@pytest.mark.django_db
+def test_verified_session_is_let_through(challenge_client):
+    challenge_client.post(CHALLENGE, {"code": totp_for(challenge_client.device, offset_steps=1)})
+    response = challenge_client.get(reverse("profile"))
+    assert response.status_code == 200
+    assert response.wsgi_request.twofa_gate == "verified"
+
+
+@pytest.mark.django_db
+def test_get_is_redirected_with_the_full_path_as_next(gated):
+    client, target, _ = gated
+    response = client.get(reverse("user_list"), {"q": "smith", "page": "2"})
+    assert response.status_code == 302
+    assert response.url == f"{target}?next=%2Fusers%2F%3Fq%3Dsmith%26page%3D2"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_other_methods_are_redirected_to_the_gate_page(gated, method):
+    client, target, _ = gated
+    response = getattr(client, method)(reverse("profile"))
+    assert response.status_code == 302 and response.url == target
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "headers", [{"HTTP_ACCEPT": "application/json"}, {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}]
+)
+def test_json_requests_get_a_403_json_body_naming_the_gate_page(gated, headers):
+    client, target, error = gated
+    for response in (client.get(reverse("home"), **headers), client.post(reverse("home"), **headers)):
+        assert response.status_code == 403
+        assert response.json() == {"error": error, "redirect": target}
+
+
+@pytest.mark.django_db
+def test_the_gate_page_itself_is_reachable_and_shows_no_navigation(gated):
+    client, target, _ = gated
+    response = client.get(target)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "My Profile" not in html and 'href="/home/"' not in html
+    assert "Log out" in html
+
+
+@pytest.mark.django_db
+def test_challenge_gate_cannot_use_setup(challenge_client):
+    response = challenge_client.get(SETUP)
+    assert response.status_code == 302 and response.url.startswith(CHALLENGE)
+    response = challenge_client.post(SETUP, {"code": "123456"})
+    assert response.status_code == 302 and response.url == CHALLENGE
+
+
+@pytest.mark.django_db
+def test_setup_gate_cannot_use_the_challenge(setup_client):
+    response = setup_client.get(CHALLENGE)
+    assert response.status_code == 302 and response.url.startswith(SETUP)
+    response = setup_client.post(CHALLENGE, {"code": "123456"})
+    assert response.status_code == 302 and response.url == SETUP
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", TRICK_PATHS)
+def test_path_tricks_never_yield_content(gated, path):
+    client, target, _ = gated
+    response = client.get(path)
+    assert response.status_code == 302, (path, response.status_code)
+    assert response.url.startswith(target)
+    response = client.get(path, follow=True)
+    assert response.request["PATH_INFO"] == target and response.status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/accounts/logout/../admin/", "/static/../admin/"])
+def test_path_tricks_are_not_the_admin_for_a_verified_operator_either(client, user_factory, enrol, path):
+    """Even a session allowed everywhere gets a 404 there: the path is not the admin."""
+    operator = user_factory(clinic=None, is_staff=True, is_superuser=True)
+    enrol(operator)
+    assert client.get("/admin/").status_code == 200
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.django_db
+def test_logout_is_exempt(gated):
+    client, _, _ = gated
+    assert client.get(reverse("logout")).status_code == 405  # POST only, but not redirected
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302 and response.url == reverse("login")
+    assert client.get(reverse("home")).url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["login", "root"])
+def test_login_pages_send_a_signed_in_user_on_without_looping(gated, name):
+    client, target, _ = gated
+    url = reverse(name)
+    for query in ["", f"?next={url}", "?next=/accounts/login/", "?next=/"]:
+        response = client.get(url + query, follow=True)
+        assert response.status_code == 200, (url + query, response.status_code)
+        assert response.request["PATH_INFO"] == target, (url + query, response.redirect_chain)
+
+
+@pytest.mark.django_db
+def test_static_files_are_served_in_every_gate(gated):
+    client, _, _ = gated
+    for path in ["/static/css/app.css", "/static/js/app.js"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+
+
+@pytest.mark.django_db
+def test_anonymous_requests_are_left_to_the_login_requirement(client):
+    response = client.get("/admin/", follow=True)
+    assert response.status_code == 200
+    assert response.request["PATH_INFO"] == reverse("login")  # our sign-in, not the admin's own form
