@@ -42,6 +42,11 @@ class ClinicLoginView(LoginView):
     template_name = "twofactor/login.html"
     redirect_authenticated_user = True
 
+    def get_redirect_url(self):
+        # A `next` naming this very page makes Django raise a redirect-loop error (a 500).
+        url = super().get_redirect_url()
+        return "" if url == self.request.path else url
+
     def form_valid(self, form):
         response = super().form_valid(form)
         flows.start_login(self.request)
