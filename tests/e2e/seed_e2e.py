@@ -1,0 +1,53 @@
+"""Accounts for the browser suite, loaded into the served app's own database.
+
+Run by tests/e2e/conftest.py after `migrate` and `seed_demo` (the help article's first
+section uses the demo accounts themselves). Every other test gets a clinic of its own, so
+the tests do not depend on each other's order. The clinic list lives in CLINICS below and
+tests name the accounts they use as "<prefix>-admin" / "<prefix>-staff".
+"""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic_auth.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from clinics.models import Clinic  # noqa: E402
+from users.models import User  # noqa: E402
+
+# prefix: (clinic name, Mandatory 2FA on at the start)
+CLINICS = {
+    "river": ("Riverside Clinic", True),
+    "harbour": ("Harbour Clinic", False),
+    "codes": ("Hillside Clinic", False),
+    "kbd": ("Keyboard Clinic", False),
+    "narrow": ("Narrow Street Clinic", False),
+    "wide": ("Wide Road Clinic", False),
+}
+
+
+def main(password: str) -> None:
+    for prefix, (name, mandatory) in CLINICS.items():
+        clinic = Clinic.objects.create(name=name, mandatory_2fa=mandatory)
+        for role, first in ((User.Role.CLINIC_ADMIN, "Alex"), (User.Role.STAFF, "Robin")):
+            username = f"{prefix}-{'admin' if role == User.Role.CLINIC_ADMIN else 'staff'}"
+            user = User(
+                username=username,
+                first_name=first,
+                last_name=prefix.capitalize(),
+                email=f"{username}@example.com",
+                clinic=clinic,
+                role=role,
+            )
+            user.set_password(password)
+            user.save()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
