@@ -28,6 +28,7 @@ run: seed
 
 test: install
 	$(BIN)/python -m pytest -q -m "not e2e and not concurrency"
+	@test -f node_modules/axe-core/axe.min.js || { echo "== npm ci (axe-core for the accessibility checks)"; npm ci --no-audit --no-fund --silent; }
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 # The same non-browser suite against PostgreSQL (psycopg 3); Django creates and drops test_$(PG_DB).

@@ -1,0 +1,101 @@
+"""Every page, on a phone (375 px) and on a desktop: axe-core WCAG 2.2 A/AA, no sideways scrolling,
+a QR code that still scans, and a screenshot of each kept in artifacts/e2e/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .pages import (
+    check_page,
+    enter_setup_code,
+    expect_2fa_active,
+    heading,
+    log_in,
+    log_out,
+    scan_setup_page,
+    totp,
+)
+
+pytestmark = pytest.mark.e2e
+
+PAGES = {
+    "login", "home", "profile", "setup", "recovery codes", "challenge", "clinic settings",
+    "edit clinic", "users list", "user view", "confirm", "audit log",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("width", "prefix"), [(375, "narrow"), (1280, "wide")], ids=["375px", "1280px"])
+def test_every_page_is_accessible_and_fits(new_page, width, prefix):
+    checked = set()
+
+    def check(page, name):
+        check_page(page, f"{name} ({prefix})")
+        checked.add(name)
+
+    staff = new_page(width=width, height=800)
+    log_in(staff, f"{prefix}-staff", check="login")
+    checked.add("login")
+    expect(heading(staff, re.compile("^Welcome"))).to_be_visible()
+    check(staff, "home")
+    # On a phone the navigation wraps but My Profile is still one tap away.
+    staff.get_by_role("link", name="My Profile").click()
+    check(staff, "profile")
+    staff.get_by_role("link", name="Enable Two-Factor Authentication").click()
+    # The QR code decodes from a screenshot at this width too.
+    secret = scan_setup_page(staff, username=f"{prefix}-staff")
+    check(staff, "setup")
+    enter_setup_code(staff, totp(secret))
+    expect_2fa_active(staff)
+    check(staff, "recovery codes")
+    staff.get_by_role("link", name="Continue").click()
+    log_out(staff)
+    log_in(staff, f"{prefix}-staff")
+    expect(heading(staff, "Two-Factor Authentication")).to_be_visible()
+    check(staff, "challenge")
+
+    admin = new_page(width=width, height=800)
+    log_in(admin, f"{prefix}-admin")
+    nav = admin.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Clinic Settings").click()
+    expect(heading(admin, "Clinic Settings")).to_be_visible()
+    check(admin, "clinic settings")
+    admin.get_by_role("button", name="Edit Clinic").click()
+    expect(heading(admin, "Edit Clinic")).to_be_visible()
+    check(admin, "edit clinic")
+    nav.get_by_role("button", name="Users", exact=True).click()
+    nav.get_by_role("link", name="Users", exact=True).click()
+    expect(heading(admin, "Users")).to_be_visible()
+    check(admin, "users list")
+    admin.get_by_role("row").filter(has=admin.get_by_role("cell", name=f"{prefix}-staff", exact=True)).get_by_role(
+        "button", name="View"
+    ).click()
+    expect(heading(admin, f"Robin {prefix.capitalize()}")).to_be_visible()
+    check(admin, "user view")
+    admin.get_by_role("button", name="Disable Two-Factor Authentication").click()
+    expect(heading(admin, re.compile("^Disable 2FA for"))).to_be_visible()
+    check(admin, "confirm")
+    nav.get_by_role("button", name="Users", exact=True).click()
+    nav.get_by_role("link", name="Audit Log").click()
+    expect(heading(admin, "Audit Log")).to_be_visible()
+    check(admin, "audit log")
+
+    assert checked == PAGES
+
+
+def test_the_checks_can_fail(new_page):
+    """The harness itself: a page with a real violation and a too-wide element must not pass."""
+    page = new_page(width=375)
+    page.goto("/")
+    page.evaluate("""() => {
+        const input = document.createElement('input');  // a text box with no label
+        document.querySelector('main').append(input);
+    }""")
+    with pytest.raises(AssertionError, match="label"):
+        check_page(page, "self-test unlabelled input")
+    page.goto("/")
+    page.evaluate("() => { document.querySelector('main').append(Object.assign(document.createElement('div'), {style: 'width: 500px; height: 1px'})); }")
+    with pytest.raises(AssertionError, match="scrolls sideways"):
+        check_page(page, "self-test too wide")
