@@ -27,8 +27,12 @@ PAGES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize(("width", "prefix"), [(375, "narrow"), (1280, "wide")], ids=["375px", "1280px"])
-def test_every_page_is_accessible_and_fits(new_page, width, prefix):
+@pytest.mark.parametrize(
+    ("width", "prefix", "clinic"),
+    [(375, "narrow", "Narrow Street Clinic"), (1280, "wide", "Wide Road Clinic")],  # tests/e2e/seed_e2e.py
+    ids=["375px", "1280px"],
+)
+def test_every_page_is_accessible_and_fits(new_page, width, prefix, clinic):
     checked = set()
 
     def check(page, name):
@@ -40,6 +44,11 @@ def test_every_page_is_accessible_and_fits(new_page, width, prefix):
     checked.add("login")
     expect(heading(staff, re.compile("^Welcome"))).to_be_visible()
     check(staff, "home")
+    banner = staff.get_by_role("banner")
+    expect(banner).to_contain_text(clinic)  # the clinic's name in the header
+    if width >= 1024:  # My Profile sits in the top-right corner, as the help article says
+        box, header = staff.get_by_role("link", name="My Profile").bounding_box(), banner.bounding_box()
+        assert box["x"] > width * 0.6 and box["y"] + box["height"] <= header["y"] + header["height"], box
     # On a phone the navigation wraps but My Profile is still one tap away.
     staff.get_by_role("link", name="My Profile").click()
     check(staff, "profile")
