@@ -19,6 +19,7 @@ from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.middleware import LAST_SEEN_KEY
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
 from tests.conftest import PASSWORD, totp_for
+from users import login_throttle
 from users.models import LoginThrottle
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -223,6 +224,26 @@ def test_empty_password_does_not_reset_the_counter(client, staff):
     password_attempt(client, staff.username, "", "10.0.0.7")
     password_attempt(client, staff.username, "wrong", "10.0.0.7")
     response = password_attempt(client, staff.username, PASSWORD, "10.0.0.7")
+    assert "Too many failed sign-in attempts" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_password_attempts_in_flight_count_before_the_password_is_checked(staff):
+    """Parallel guesses cannot all read the same count: the eleventh is refused unchecked."""
+    for _ in range(login_throttle.ACCOUNT_FROM_ADDRESS.limit):
+        assert login_throttle.begin_attempt(username=staff.username, ip="10.0.0.9") is None
+    assert login_throttle.begin_attempt(username=staff.username, ip="10.0.0.9") is not None
+
+
+@pytest.mark.django_db
+def test_a_correct_password_gives_back_its_address_wide_slot(client, user_factory):
+    for n in range(49):
+        password_attempt(client, f"guess{n}", "wrong", "10.0.0.10")
+    colleague = user_factory()
+    assert password_attempt(Client(), colleague.username, PASSWORD, "10.0.0.10").status_code == 302
+    assert LoginThrottle.objects.get(key="ip:10.0.0.10").failures == 49
+    password_attempt(client, "guess-last", "wrong", "10.0.0.10")
+    response = password_attempt(Client(), colleague.username, PASSWORD, "10.0.0.10")
     assert "Too many failed sign-in attempts" in response.content.decode()
 
 

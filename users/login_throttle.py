@@ -51,30 +51,57 @@ def locked_until(*, username: str, ip: str | None) -> datetime | None:
     return until
 
 
-def record_failure(*, username: str, ip: str | None) -> None:
-    now = timezone.now()
-    for rule, key in _keys(username, ip):
-        _count_failure(rule, key, now)
+def begin_attempt(*, username: str, ip: str | None) -> datetime | None:
+    """Count a password attempt before the password is checked.
 
-
-def _count_failure(rule: Rule, key: str, now: datetime) -> None:
-    for _ in range(2):  # a parallel first failure may create the row first
+    Counting afterwards would let parallel guesses all read the same count and
+    all be evaluated. Here each attempt takes the rows' locks, and once an
+    attempt reaches the limit the rest are refused. Returns when the lock ends
+    if this attempt is refused, else None; finish with record_success on a
+    correct password (a wrong one simply stays counted).
+    """
+    for _ in range(2):  # a parallel first attempt may create a row first
         try:
             with transaction.atomic():
-                row = LoginThrottle.objects.select_for_update().filter(key=key).first()
-                if row is None:
-                    row = LoginThrottle(key=key, failures=0, window_started_at=now)
-                if now - row.window_started_at > WINDOW and not (row.locked_until and row.locked_until > now):
-                    row.failures, row.window_started_at, row.locked_until = 0, now, None
-                row.failures += 1
-                if row.failures >= rule.limit:
-                    row.locked_until = now + LOCKOUT
-                row.save()
-                return
+                return _reserve(username, ip, timezone.now())
         except IntegrityError:
             continue
+    return locked_until(username=username, ip=ip)
+
+
+def _reserve(username: str, ip: str | None, now: datetime) -> datetime | None:
+    rules_and_rows = [(rule, _row_for_update(key, now)) for rule, key in _keys(username, ip)]
+    until = max(
+        (row.locked_until for _, row in rules_and_rows if row.locked_until and row.locked_until > now),
+        default=None,
+    )
+    if until is not None:
+        return until
+    for rule, row in rules_and_rows:
+        if now - row.window_started_at > WINDOW:
+            row.failures, row.window_started_at, row.locked_until = 0, now, None
+        row.failures += 1
+        if row.failures >= rule.limit:
+            row.locked_until = now + LOCKOUT
+        row.save()
+    return None
+
+
+def _row_for_update(key: str, now: datetime) -> LoginThrottle:
+    row = LoginThrottle.objects.select_for_update().filter(key=key).first()
+    if row is None:
+        row = LoginThrottle.objects.create(key=key, failures=0, window_started_at=now)
+    return row
 
 
 def record_success(*, username: str, ip: str | None) -> None:
-    rule, key = _keys(username, ip)[0]
-    LoginThrottle.objects.filter(key=key).delete()
+    """Clear this account's count from this address; give back the address-wide slot."""
+    (_, account_key), (address_rule, address_key) = _keys(username, ip)
+    with transaction.atomic():
+        LoginThrottle.objects.filter(key=account_key).delete()
+        row = LoginThrottle.objects.select_for_update().filter(key=address_key).first()
+        if row is not None and row.failures > 0:
+            row.failures -= 1
+            if row.failures < address_rule.limit:
+                row.locked_until = None
+            row.save(update_fields=["failures", "locked_until"])

@@ -36,17 +36,16 @@ class LoginForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         ip = client_ip(self.request)
-        until = login_throttle.locked_until(username=username, ip=ip)
+        if username and self.cleaned_data.get("password"):
+            until = login_throttle.begin_attempt(username=username, ip=ip)
+        else:
+            until = login_throttle.locked_until(username=username, ip=ip)
         if until is not None:
             minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
             raise forms.ValidationError(
                 self.error_messages["throttled"].format(minutes=minutes), code="throttled"
             )
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            login_throttle.record_failure(username=username, ip=ip)
-            raise
+        cleaned = super().clean()  # a wrong password raises here and stays counted
         if self.get_user() is not None:
             login_throttle.record_success(username=username, ip=ip)
         return cleaned
