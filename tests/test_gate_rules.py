@@ -98,7 +98,7 @@ def test_the_cached_gate_costs_no_query(mandatory, staff, django_assert_num_quer
     request = make_request(staff)
     with django_assert_num_queries(2):  # is this user enrolled? does the clinic require it?
         assert flows.request_gate(request) is Gate.SETUP
-    assert request.session[flows.STATE_KEY] == {"stamp": staff.twofa_stamp, "gate": "setup"}
+    assert request.session[flows.STATE_KEY] == {"stamp": flows.gate_stamp(staff), "gate": "setup"}
     with django_assert_num_queries(0):
         assert flows.request_gate(request) is Gate.SETUP
 
@@ -116,6 +116,23 @@ def test_a_stamp_change_makes_the_gate_be_decided_again(clinic, staff, django_as
     next_request = make_request(fresh(staff), request.session)
     with django_assert_num_queries(2):
         assert flows.request_gate(next_request) is Gate.SETUP
+
+
+@pytest.mark.django_db
+def test_moving_a_user_to_a_mandatory_clinic_is_seen_on_the_next_request(clinic, staff, clinic_factory):
+    request = make_request(staff)
+    assert flows.request_gate(request) is Gate.OPEN
+    strict = clinic_factory(mandatory_2fa=True)
+    User.objects.filter(pk=staff.pk).update(clinic=strict)  # e.g. an operator in the Django admin
+    assert flows.request_gate(make_request(fresh(staff), request.session)) is Gate.SETUP
+
+
+@pytest.mark.django_db
+def test_granting_admin_site_access_is_seen_on_the_next_request(staff):
+    request = make_request(staff)
+    assert flows.request_gate(request) is Gate.OPEN
+    User.objects.filter(pk=staff.pk).update(is_staff=True)
+    assert flows.request_gate(make_request(fresh(staff), request.session)) is Gate.SETUP
 
 
 @pytest.mark.django_db
@@ -143,7 +160,7 @@ def test_confirming_a_device_bumps_the_stamp_and_verifies_the_session(mandatory,
     client.post("/accounts/two-factor/setup/", {"code": totp_for(flows.pending_totp_device(staff))})
     after = fresh(staff).twofa_stamp
     assert after == before + 1
-    assert client.session[flows.STATE_KEY] == {"stamp": after, "gate": "verified"}
+    assert client.session[flows.STATE_KEY] == {"stamp": flows.gate_stamp(fresh(staff)), "gate": "verified"}
 
 
 @pytest.mark.django_db

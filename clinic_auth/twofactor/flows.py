@@ -107,7 +107,7 @@ def request_gate(request: HttpRequest) -> Gate:
     if not user.is_authenticated:
         return Gate.OPEN
     cached = request.session.get(STATE_KEY)
-    if cached and cached.get("stamp") == user.twofa_stamp:
+    if cached and cached.get("stamp") == gate_stamp(user):
         return Gate(cached["gate"])
     if is_enrolled(user):
         gate = Gate.VERIFIED if request.session.get(VERIFIED_KEY) else Gate.CHALLENGE
@@ -117,8 +117,17 @@ def request_gate(request: HttpRequest) -> Gate:
     return gate
 
 
+def gate_stamp(user: User) -> str:
+    """Everything on the user row the gate depends on.
+
+    twofa_stamp covers devices and the clinic flag; the rest catches an
+    operator moving the user to another clinic or granting admin-site access.
+    """
+    return f"{user.twofa_stamp}:{user.clinic_id}:{int(user.is_staff)}:{int(user.is_superuser)}"
+
+
 def _remember_gate(request: HttpRequest, gate: Gate) -> None:
-    request.session[STATE_KEY] = {"stamp": request.user.twofa_stamp, "gate": str(gate)}
+    request.session[STATE_KEY] = {"stamp": gate_stamp(request.user), "gate": str(gate)}
 
 
 def view_name_for_path(path: str) -> str | None:
