@@ -119,6 +119,24 @@ def test_failed_codes_past_the_throttle(clinic, staff, staff_client, enrol, sett
 
 
 @pytest.mark.django_db
+def test_failed_codes_past_the_throttle_at_setup(clinic, staff, staff_client, settings):
+    settings.CLINICAUTH_CODE_LOCKOUT_FAILURES = 3
+    staff_client.force_login(staff)
+    staff_client.get(reverse("two_factor_setup"))
+    device = flows.pending_totp_device(staff)
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in {totp_for(device, offset_steps=s) for s in (-1, 0, 1)})
+    for _ in range(2):
+        staff_client.post(reverse("two_factor_setup"), {"code": wrong})
+    assert not AuditEvent.objects.filter(action=Action.CODE_THROTTLED).exists()
+    staff_client.post(reverse("two_factor_setup"), {"code": wrong})
+    event = only_event(Action.CODE_THROTTLED)
+    assert_recorded(event, actor=staff, target=staff, clinic=clinic, ip=STAFF_IP)
+    # Later refusals while locked are not recorded again.
+    staff_client.post(reverse("two_factor_setup"), {"code": wrong})
+    assert AuditEvent.objects.filter(action=Action.CODE_THROTTLED).count() == 1
+
+
+@pytest.mark.django_db
 def test_recovery_code_used(clinic, staff, staff_client, enrol):
     _, codes = enrol(staff, http_client=staff_client)
     staff_client.logout()

@@ -203,6 +203,12 @@ def check_code(*, request: HttpRequest, user: User, kind: str, token: str) -> Co
     if kind == "totp" and device.code_was_used(token):
         events.record(AuditEvent.Action.CODE_REPLAYED, actor=user, target=user, request=request)
         return CodeCheck(error=events.message("code_replayed"), replayed=True)
+    _record_if_now_locked(device, request=request, user=user)
+    return CodeCheck(error=events.message("code_invalid"))
+
+
+def _record_if_now_locked(device, *, request: HttpRequest, user: User) -> None:
+    """Audit the failure that locks code entry (once, not on every later refusal)."""
     if device.throttling_failure_count == settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
         events.record(
             AuditEvent.Action.CODE_THROTTLED,
@@ -211,7 +217,6 @@ def check_code(*, request: HttpRequest, user: User, kind: str, token: str) -> Co
             request=request,
             detail=f"{device.throttling_failure_count} consecutive failed codes",
         )
-    return CodeCheck(error=events.message("code_invalid"))
 
 
 def _locked_message(info: dict | None) -> str:
@@ -266,6 +271,8 @@ def confirm_totp_device(*, request: HttpRequest, user: User, token: str) -> Enro
     with transaction.atomic():
         verified = django_otp.verify_token(user, pending.persistent_id, token)
         if verified is None:
+            pending.refresh_from_db()
+            _record_if_now_locked(pending, request=request, user=user)
             return Enrolment(error=events.message("setup_code_invalid"))
         EncryptedTOTPDevice.objects.filter(user=user).exclude(pk=verified.pk).delete()
         verified.confirmed = True
