@@ -1,3 +1,6 @@
+import base64
+import time
+
 import pyotp
 import pytest
 from django.urls import reverse
@@ -63,11 +66,23 @@ def clinic_admin(user_factory):
 
 def totp_for(device, *, offset_steps: int = 0) -> str:
     """The current code for a device, computed independently with pyotp."""
-    import base64
-    import time
-
     secret = base64.b32encode(device.bin_key).decode()
     return pyotp.TOTP(secret).at(time.time() + offset_steps * 30)
+
+
+def next_code(device) -> str:
+    """A code the device accepts now and has not used yet.
+
+    Codes count once per 30 s step, and a code accepted one step early or late
+    shifts the device's window (drift), so pick from the window the server uses.
+    """
+    device.refresh_from_db()
+    now_t = int(time.time()) // 30
+    for k in (0, 1):
+        step = now_t + device.drift + k
+        if step > device.last_t:
+            return totp_for(device, offset_steps=step - now_t)
+    raise AssertionError("no unused code left in this 30 s window")
 
 
 @pytest.fixture

@@ -4,29 +4,12 @@ Every page gets the same inputs. The unicode cases spell the *currently valid* c
 in other digit scripts, so they would pass if the server folded them to ASCII.
 """
 
-import time
 
 import pytest
 from django.urls import reverse
 
 from clinic_auth.twofactor import flows
-from tests.conftest import PASSWORD, totp_for
-
-
-def next_code(device) -> str:
-    """A code the device accepts now and has not used yet.
-
-    Codes count once per 30 s step, and a code accepted one step early or late
-    shifts the device's window (drift), so pick from the window the server uses.
-    """
-    device.refresh_from_db()
-    now_t = int(time.time()) // 30
-    for k in (0, 1):
-        step = now_t + device.drift + k
-        if step > device.last_t:
-            return totp_for(device, offset_steps=step - now_t)
-    raise AssertionError("no unused code left in this 30 s window")
-
+from tests.conftest import PASSWORD, next_code, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
 SETUP = reverse("two_factor_setup")

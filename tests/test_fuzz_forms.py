@@ -18,7 +18,9 @@ from urllib.parse import urlencode
 import pytest
 from django.apps import apps
 from django.urls import reverse
-from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm

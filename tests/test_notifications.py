@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
-from tests.conftest import totp_for
+from tests.conftest import next_code
 from users.models import User
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def test_turning_2fa_off_yourself_emails_you(enrolled, member, django_capture_on
     member_client, device, _ = enrolled
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = member_client.post(reverse("two_factor_disable_own"), {"code": totp_for(device, offset_steps=1)})
+        response = member_client.post(reverse("two_factor_disable_own"), {"code": next_code(device)})
 
     assert response.status_code == 302
     message = only_email_to(member)

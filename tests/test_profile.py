@@ -1,30 +1,13 @@
 """Issue 2, points 4 and 8: My Profile, its 2FA section, and turning 2FA off yourself."""
 
 import re
-import time
 
 import pytest
 from django.urls import reverse
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import totp_for
-
-
-def next_code(device) -> str:
-    """A code the device accepts now and has not used yet.
-
-    Codes count once per 30 s step, and a code accepted one step early or late
-    shifts the device's window (drift), so pick from the window the server uses.
-    """
-    device.refresh_from_db()
-    now_t = int(time.time()) // 30
-    for k in (0, 1):
-        step = now_t + device.drift + k
-        if step > device.last_t:
-            return totp_for(device, offset_steps=step - now_t)
-    raise AssertionError("no unused code left in this 30 s window")
-
+from tests.conftest import next_code, totp_for
 
 PROFILE = reverse("profile")
 DISABLE = reverse("two_factor_disable_own")

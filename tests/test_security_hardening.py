@@ -18,7 +18,7 @@ from django.utils import timezone
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.middleware import LAST_SEEN_KEY
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
-from tests.conftest import PASSWORD, totp_for
+from tests.conftest import PASSWORD, next_code
 from users import login_throttle
 from users.models import LoginThrottle
 
@@ -111,7 +111,7 @@ def test_only_ascii_digits_count_as_a_code(staff, enrol, digits):
 @pytest.mark.django_db
 def test_replayed_code_is_refused_and_audited(client, enrolled_pending, staff):
     device, _ = enrolled_pending
-    code = totp_for(device, offset_steps=1)
+    code = next_code(device)
     assert challenge(client, code).status_code == 302
     other = Client()
     other.post(reverse("login"), {"username": staff.username, "password": PASSWORD})
@@ -132,7 +132,7 @@ def test_ten_failures_lock_code_entry_with_a_clear_message_and_audit(client, enr
     device.refresh_from_db()
     assert device.throttling_failure_count == 10
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CODE_THROTTLED, target=staff).exists()
-    response = challenge(client, totp_for(device, offset_steps=1))
+    response = challenge(client, next_code(device))
     assert response.status_code == 200
     assert "locked for 15 minutes" in response.content.decode()
     # The correct code was not even evaluated while locked.
@@ -148,7 +148,7 @@ def test_lock_expires_after_the_lockout_period(client, enrolled_pending, setting
         throttling_failure_count=10,
         throttling_failure_timestamp=timezone.now() - timedelta(seconds=settings.CLINICAUTH_CODE_LOCKOUT_SECONDS + 1),
     )
-    assert challenge(client, totp_for(device, offset_steps=1)).status_code == 302
+    assert challenge(client, next_code(device)).status_code == 302
 
 
 @pytest.mark.django_db
@@ -159,7 +159,7 @@ def test_fifty_failures_lock_until_an_admin_resets(client, enrolled_pending, set
         throttling_failure_count=settings.CLINICAUTH_CODE_HARD_LOCK_FAILURES,
         throttling_failure_timestamp=timezone.now() - timedelta(days=30),
     )
-    response = challenge(client, totp_for(device, offset_steps=1))
+    response = challenge(client, next_code(device))
     assert "ask your clinic administrator" in response.content.decode()
     assert settings.CLINICAUTH_CODE_HARD_LOCK_FAILURES < 100
 
@@ -293,7 +293,7 @@ def test_session_key_rotates_at_login_and_at_the_code(client, staff, enrol, logi
     login(staff)
     after_password = client.session.session_key
     assert after_password != before_login
-    challenge(client, totp_for(device, offset_steps=1))
+    challenge(client, next_code(device))
     assert client.session.session_key != after_password
 
 
@@ -314,7 +314,7 @@ def test_half_logged_in_state_expires_after_ten_minutes(client, enrolled_pending
     session = client.session
     session[flows.PENDING_SINCE_KEY] = int(time.time()) - settings.CLINICAUTH_PENDING_LOGIN_TIMEOUT - 1
     session.save()
-    response = challenge(client, totp_for(device, offset_steps=1), follow=True)
+    response = challenge(client, next_code(device), follow=True)
     assert "took too long" in response.content.decode()
     assert not response.wsgi_request.user.is_authenticated
 
@@ -361,7 +361,7 @@ def test_changing_password_ends_other_sessions(client, staff):
 def test_no_path_skips_the_second_factor(client, enrolled_pending):
     """Nothing remembers a verified browser: the next login asks for a code again."""
     device, _ = enrolled_pending
-    challenge(client, totp_for(device, offset_steps=1))
+    challenge(client, next_code(device))
     assert client.get(reverse("home")).status_code == 200
     cookies_before_logout = {key: morsel.value for key, morsel in client.cookies.items()}
     client.post(reverse("logout"))

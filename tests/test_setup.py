@@ -3,7 +3,6 @@
 import base64
 import io
 import re
-import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyotp
@@ -14,23 +13,7 @@ from PIL import Image
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import totp_for
-
-
-def next_code(device) -> str:
-    """A code the device accepts now and has not used yet.
-
-    Codes count once per 30 s step, and a code accepted one step early or late
-    shifts the device's window (drift), so pick from the window the server uses.
-    """
-    device.refresh_from_db()
-    now_t = int(time.time()) // 30
-    for k in (0, 1):
-        step = now_t + device.drift + k
-        if step > device.last_t:
-            return totp_for(device, offset_steps=step - now_t)
-    raise AssertionError("no unused code left in this 30 s window")
-
+from tests.conftest import next_code, totp_for
 
 SETUP = reverse("two_factor_setup")
 CHALLENGE = reverse("two_factor_challenge")

@@ -1,6 +1,7 @@
 """Clinic admins manage users: the Users menu, the user list and the user view page (issue 4)."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.test import Client
@@ -9,7 +10,6 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import flows
 from users.models import User
-
 
 # --- reading pages --------------------------------------------------------
 

@@ -20,10 +20,10 @@ from tests.concurrency.harness import (
     RECOVERY_CODE_RE,
     USERNAMES,
     WORKERS,
-    free_port,
-    install_evaluation_probe,
     Deployment,
     django_shell,
+    free_port,
+    install_evaluation_probe,
 )
 from tests.conftest import PASSWORD
 

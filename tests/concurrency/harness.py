@@ -22,7 +22,6 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from types import SimpleNamespace
 
-
 from tests.conftest import PASSWORD, totp_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from clinic_auth.twofactor.forms import LoginForm
-from users import login_throttle
-
 from tests.concurrency.harness import WORKERS, Browser, Response
+from users import login_throttle
 
 pytestmark = pytest.mark.concurrency
 

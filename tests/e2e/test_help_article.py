@@ -10,9 +10,9 @@ from playwright.sync_api import expect
 
 from .pages import (
     OATHTOOL,
+    check_otpauth_uri,
     check_page,
     decode_qr,
-    check_otpauth_uri,
     enable_2fa_from_profile,
     enter_setup_code,
     expect_2fa_active,
