@@ -122,7 +122,7 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Sessions: clinics share front-desk computers (ASVS 3.3.2 L2).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "clinic_auth.sessions"  # database sessions, rotated in one UPDATE
 SESSION_IDLE_TIMEOUT = int(os.environ.get("SESSION_IDLE_TIMEOUT", str(30 * 60)))
 SESSION_ABSOLUTE_TIMEOUT = int(os.environ.get("SESSION_ABSOLUTE_TIMEOUT", str(12 * 60 * 60)))
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT

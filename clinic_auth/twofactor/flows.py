@@ -183,23 +183,25 @@ class CodeCheck:
 def check_code(*, request: HttpRequest, user: User, kind: str, token: str) -> CodeCheck:
     """Verify a normalised code ("totp" or "recovery") for a user.
 
-    Goes through django_otp.verify_token, which locks the device row, so two
-    parallel requests never both pass the throttle or both use one code.
+    The pattern of django_otp.verify_token: the device row is locked for the
+    whole check, so two parallel requests never both pass the throttle or both
+    use one code. The device is found and locked by the same query.
     """
-    device = confirmed_totp_device(user) if kind == "totp" else recovery_device(user)
-    if device is None:
-        return CodeCheck(error=events.message("code_invalid"))
-    allowed, info = device.verify_is_allowed()
-    if not allowed:
-        return CodeCheck(error=_locked_message(info), locked=True)
-    verified = django_otp.verify_token(user, device.persistent_id, token)
-    if verified is not None:
+    model = EncryptedTOTPDevice if kind == "totp" else RecoveryCodeDevice
+    with transaction.atomic():
+        device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
+        if device is None:
+            return CodeCheck(error=events.message("code_invalid"))
+        allowed, info = device.verify_is_allowed()
+        if not allowed:
+            return CodeCheck(error=_locked_message(info), locked=True)
+        verified = device.verify_token(token)
+    if verified:
         if kind == "recovery":
             events.record(AuditEvent.Action.RECOVERY_CODE_USED, actor=user, target=user, request=request)
             events.notify(user, "recovery_code_used", remaining=recovery_codes_left(user))
-        return CodeCheck(device=verified)
+        return CodeCheck(device=device)
 
-    device.refresh_from_db()
     if kind == "totp" and device.code_was_used(token):
         events.record(AuditEvent.Action.CODE_REPLAYED, actor=user, target=user, request=request)
         return CodeCheck(error=events.message("code_replayed"), replayed=True)
