@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.contrib.auth.views import PasswordChangeView
-from django.urls import reverse_lazy
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
+from django.utils.http import urlencode
 from django.views import View
 from django.views.decorators.cache import never_cache
 
@@ -80,6 +81,7 @@ class UserListView(ClinicAdminRequiredMixin, View):
             "page": page,
             "query": query,
             "sort": sort,
+            "keep_query": urlencode({"q": query, "sort": sort}),
             "counts": selectors.enrolment_counts(clinic),
             "mandatory": clinic.mandatory_2fa,
         }
