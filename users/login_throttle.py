@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from .models import LoginThrottle
@@ -60,13 +60,8 @@ def begin_attempt(*, username: str, ip: str | None) -> datetime | None:
     if this attempt is refused, else None; finish with record_success on a
     correct password (a wrong one simply stays counted).
     """
-    for _ in range(2):  # a parallel first attempt may create a row first
-        try:
-            with transaction.atomic():
-                return _reserve(username, ip, timezone.now())
-        except IntegrityError:
-            continue
-    return locked_until(username=username, ip=ip)
+    with transaction.atomic():
+        return _reserve(username, ip, timezone.now())
 
 
 def _reserve(username: str, ip: str | None, now: datetime) -> datetime | None:
@@ -88,9 +83,10 @@ def _reserve(username: str, ip: str | None, now: datetime) -> datetime | None:
 
 
 def _row_for_update(key: str, now: datetime) -> LoginThrottle:
-    row = LoginThrottle.objects.select_for_update().filter(key=key).first()
-    if row is None:
-        row = LoginThrottle.objects.create(key=key, failures=0, window_started_at=now)
+    # get_or_create survives a parallel first attempt creating the row (savepoint, then get again).
+    row, _ = LoginThrottle.objects.select_for_update().get_or_create(
+        key=key, defaults={"failures": 0, "window_started_at": now}
+    )
     return row
 
 
