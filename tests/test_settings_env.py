@@ -7,6 +7,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +98,6 @@ def test_absolute_sqlite_url():
 
 @pytest.fixture
 def postgres_database():
-    psycopg = pytest.importorskip("psycopg")
     name = f"clinicauth_env_{uuid.uuid4().hex[:10]}"
     try:
         admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True, connect_timeout=3)
@@ -118,8 +118,6 @@ def test_migrate_seed_and_check_against_postgresql(postgres_database):
         assert result.returncode == 0, result.stderr
         if command[0] == "seed_demo":
             assert "north-staff" in result.stdout
-    import psycopg
-
     with psycopg.connect(postgres_database) as db:
         usernames = [row[0] for row in db.execute("SELECT username FROM users_user ORDER BY 1")]
     assert usernames == ["demo-admin", "demo-staff", "north-admin", "north-staff"]

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.concurrency.harness import (
@@ -64,7 +65,6 @@ def _enrol_over_http(deployment: Deployment, username: str) -> None:
 
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory):
-    psycopg = pytest.importorskip("psycopg")
     tmp = tmp_path_factory.mktemp("concurrency")
     db_name = f"clinicauth_concurrency_{os.getpid()}"
     admin = psycopg.connect(f"{POSTGRES_SERVER}/postgres", autocommit=True, connect_timeout=5)
