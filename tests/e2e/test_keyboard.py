@@ -79,6 +79,8 @@ def test_enabling_and_disabling_2fa_with_the_keyboard_only(new_page):
     expect(heading(staff, "My Profile")).to_be_visible()  # back where they started
     tab_to(staff, staff.get_by_role("button", name="Log out"))
     staff.keyboard.press("Enter")
+    # Wait for the logout POST to land; a goto() while it is in flight aborts one of the two.
+    expect(heading(staff, "Log in")).to_be_visible()
     # The next login, with a fresh code.
     keyboard_log_in(staff, "kbd-staff")
     expect(heading(staff, "Two-Factor Authentication")).to_be_visible()
