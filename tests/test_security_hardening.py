@@ -236,6 +236,18 @@ def test_password_attempts_in_flight_count_before_the_password_is_checked(staff)
 
 
 @pytest.mark.django_db
+def test_a_correct_password_resets_the_accounts_row_in_place(client, staff):
+    """The row stays (at zero): a parallel attempt that lost the INSERT race re-reads it."""
+    for _ in range(3):
+        password_attempt(client, staff.username, "wrong", "10.0.0.11")
+    row = LoginThrottle.objects.get(key=f"acct-ip:{staff.username.casefold()}|10.0.0.11")
+    assert row.failures == 3
+    assert password_attempt(Client(), staff.username, PASSWORD, "10.0.0.11").status_code == 302
+    row.refresh_from_db()
+    assert (row.failures, row.locked_until) == (0, None)
+
+
+@pytest.mark.django_db
 def test_a_correct_password_gives_back_its_address_wide_slot(client, user_factory):
     for n in range(49):
         password_attempt(client, f"guess{n}", "wrong", "10.0.0.10")

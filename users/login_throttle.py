@@ -94,7 +94,11 @@ def record_success(*, username: str, ip: str | None) -> None:
     """Clear this account's count from this address; give back the address-wide slot."""
     (_, account_key), (address_rule, address_key) = _keys(username, ip)
     with transaction.atomic():
-        LoginThrottle.objects.filter(key=account_key).delete()
+        # Reset rather than delete: a parallel first attempt whose INSERT just lost the race
+        # re-reads the row inside get_or_create, and a deleted row there is an IntegrityError (500).
+        LoginThrottle.objects.filter(key=account_key).update(
+            failures=0, window_started_at=timezone.now(), locked_until=None
+        )
         row = LoginThrottle.objects.select_for_update().filter(key=address_key).first()
         if row is not None and row.failures > 0:
             row.failures -= 1
