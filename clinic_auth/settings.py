@@ -139,6 +139,8 @@ CSRF_COOKIE_NAME = "__Host-clinicauth_csrf" if HTTPS else "clinicauth_csrf"
 # Two-factor authentication.
 CLINICAUTH_PRODUCT_NAME = "ClinicAuth"
 CLINICAUTH_PENDING_LOGIN_TIMEOUT = int(os.environ.get("PENDING_LOGIN_TIMEOUT", str(10 * 60)))
+# How long one set-up session's secret stays usable before the page shows a fresh one.
+CLINICAUTH_SETUP_TIMEOUT = int(os.environ.get("SETUP_TIMEOUT", str(10 * 60)))
 CLINICAUTH_RECOVERY_CODE_COUNT = 10
 # Fernet keys for TOTP secrets at rest, comma-separated; the first encrypts, all decrypt.
 # Without it, a key is derived from SECRET_KEY (fine for development, see README).

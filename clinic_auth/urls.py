@@ -1,14 +1,11 @@
 from django.contrib import admin
 from django.urls import path
-from django.views.generic import RedirectView
 
 from clinic_auth.twofactor import views as twofactor_views
 from clinics import views as clinic_views
 from users import views as user_views
 
 admin.site.site_header = "ClinicAuth administration"
-# The admin's own password-only login form would bypass our sign-in flow.
-admin_login = RedirectView.as_view(pattern_name="login", query_string=True)
 
 urlpatterns = [
     path("", twofactor_views.ClinicLoginView.as_view(), name="root"),
@@ -18,8 +15,8 @@ urlpatterns = [
     path("accounts/two-factor/setup/", twofactor_views.SetupView.as_view(), name="two_factor_setup"),
     path(
         "accounts/two-factor/recovery-codes/",
-        twofactor_views.RegenerateRecoveryCodesView.as_view(),
-        name="two_factor_regenerate_recovery",
+        twofactor_views.RecoveryCodesView.as_view(),
+        name="two_factor_recovery_codes",
     ),
     path("accounts/two-factor/disable/", twofactor_views.DisableOwnView.as_view(), name="two_factor_disable_own"),
     path("home/", user_views.home, name="home"),
@@ -31,6 +28,6 @@ urlpatterns = [
     path("users/", user_views.UserListView.as_view(), name="user_list"),
     path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
     path("users/<int:pk>/disable-2fa/", user_views.UserDisable2FAView.as_view(), name="user_disable_2fa"),
-    path("admin/login/", admin_login),
+    path("admin/login/", twofactor_views.admin_login),
     path("admin/", admin.site.urls),
 ]

@@ -85,18 +85,27 @@ def next_code(device) -> str:
     raise AssertionError("no unused code left in this 30 s window")
 
 
+def setup_device(http_client):
+    """The authenticator the set-up page showed to this client's session (each session has its own)."""
+    from clinic_auth.twofactor import flows
+    from clinic_auth.twofactor.models import EncryptedTOTPDevice
+
+    return EncryptedTOTPDevice.objects.get(pk=http_client.session[flows.SETUP_KEY], confirmed=False)
+
+
 @pytest.fixture
 def enrol(client):
     """Enrol a user through the real set-up page; returns (device, recovery_codes)."""
-    from clinic_auth.twofactor import flows
 
     def do(user, *, http_client=None):
         c = http_client or client
         c.force_login(user)
         response = c.get(reverse("two_factor_setup"))
         assert response.status_code == 200
-        device = flows.pending_totp_device(user)
+        device = setup_device(c)
         response = c.post(reverse("two_factor_setup"), {"code": totp_for(device)})
+        assert response.status_code == 302 and response.url == reverse("two_factor_recovery_codes"), response
+        response = c.get(response.url)
         assert response.status_code == 200, response.content
         device.refresh_from_db()
         assert device.confirmed

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import next_code, totp_for
+from tests.conftest import next_code, setup_device, totp_for
 from users.models import User
 
 Action = AuditEvent.Action
@@ -84,8 +84,8 @@ def test_disabled_by_admin(clinic, staff, staff_client, clinic_admin, admin_clie
 @pytest.mark.django_db
 def test_recovery_codes_regenerated(clinic, staff, staff_client, enrol):
     enrol(staff, http_client=staff_client)
-    response = staff_client.post(reverse("two_factor_regenerate_recovery"))
-    assert response.status_code == 200
+    response = staff_client.post(reverse("two_factor_recovery_codes"))
+    assert response.status_code == 302
     event = only_event(Action.RECOVERY_CODES_REGENERATED)
     assert_recorded(event, actor=staff, target=staff, clinic=clinic, ip=STAFF_IP)
 
@@ -123,7 +123,7 @@ def test_failed_codes_past_the_throttle_at_setup(clinic, staff, staff_client, se
     settings.CLINICAUTH_CODE_LOCKOUT_FAILURES = 3
     staff_client.force_login(staff)
     staff_client.get(reverse("two_factor_setup"))
-    device = flows.pending_totp_device(staff)
+    device = setup_device(staff_client)
     wrong = next(c for c in ("000000", "111111", "222222") if c not in {totp_for(device, offset_steps=s) for s in (-1, 0, 1)})
     for _ in range(2):
         staff_client.post(reverse("two_factor_setup"), {"code": wrong})
@@ -152,7 +152,7 @@ def test_recovery_code_used(clinic, staff, staff_client, enrol):
 @pytest.mark.django_db
 def test_audit_log_lists_the_clinics_events_newest_first(clinic, clinic_admin, admin_client, staff, staff_client, enrol):
     enrol(staff, http_client=staff_client)
-    staff_client.post(reverse("two_factor_regenerate_recovery"))
+    staff_client.post(reverse("two_factor_recovery_codes"))
     admin_client.post(reverse("clinic_edit", args=[clinic.pk]), {"name": clinic.name, "mandatory_2fa": "on"})
 
     response = admin_client.get(reverse("clinic_audit_log", args=[clinic.pk]))
@@ -236,7 +236,7 @@ def test_the_audit_trail_holds_no_secret(clinic, clinic_admin, admin_client, sta
     settings.CLINICAUTH_CODE_LOCKOUT_FAILURES = 2
     device, first_codes = enrol(staff, http_client=staff_client)
     secrets = {flows.manual_entry_key(device).replace(" ", ""), device.encrypted_key, totp_for(device)}
-    response = staff_client.post(reverse("two_factor_regenerate_recovery"))
+    response = staff_client.post(reverse("two_factor_recovery_codes"), follow=True)
     new_codes = response.context["codes"]
     staff_client.logout()
     staff_client.post(reverse("login"), {"username": staff.username, "password": "correct horse battery staple"})

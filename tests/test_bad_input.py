@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from clinic_auth.twofactor import flows
-from tests.conftest import PASSWORD, next_code, totp_for
+from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
 SETUP = reverse("two_factor_setup")
@@ -107,13 +107,13 @@ def test_challenge_ignores_garbage_in_next_and_method(client, pending):
 def test_setup_refuses_malformed_codes_with_a_form_error(client, staff):
     client.force_login(staff)
     client.get(SETUP)
-    device = flows.pending_totp_device(staff)
+    device = setup_device(client)
     code = totp_for(device)
     for label, value in bad_variants(code).items():
         assert_form_error(client.post(SETUP, {"code": value}), label)
         assert not flows.is_enrolled(staff), label
     assert_form_error(client.post(SETUP, {}), "no field")
-    response = client.post(SETUP, {"code": f"{code[:3]} {code[3:]}"})
+    response = client.post(SETUP, {"code": f"{code[:3]} {code[3:]}"}, follow=True)
     assert response.status_code == 200
     assert flows.is_enrolled(staff)
 

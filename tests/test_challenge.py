@@ -79,7 +79,7 @@ def test_every_other_page_redirects_to_the_challenge_before_the_code(client, pen
 @pytest.mark.django_db
 def test_posts_before_the_code_are_refused_and_change_nothing(client, pending, clinic, clinic_admin):
     for url, data in [
-        (reverse("two_factor_regenerate_recovery"), {}),
+        (reverse("two_factor_recovery_codes"), {}),
         (reverse("two_factor_disable_own"), {"code": next_code(pending)}),
         (reverse("clinic_edit", args=[clinic.pk]), {"name": "Renamed", "mandatory_2fa": "on"}),
     ]:

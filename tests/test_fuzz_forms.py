@@ -27,6 +27,7 @@ from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.forms import ClinicForm
 from clinics.models import Clinic
+from tests.conftest import setup_device
 from users.models import LoginThrottle, User
 
 FUZZ = hypothesis_settings(
@@ -145,7 +146,7 @@ def test_challenge_form_fuzz(client, at_challenge, code, method, next_url, extra
 def at_setup(client, staff):
     client.force_login(staff)
     assert client.get(reverse("two_factor_setup")).status_code == 200  # creates the pending device
-    return flows.pending_totp_device(staff)
+    return setup_device(client)
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.test import RequestFactory
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.flows import Gate
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import totp_for
+from tests.conftest import setup_device, totp_for
 from users.models import User
 
 
@@ -55,7 +55,7 @@ def test_user_without_a_clinic_is_not_held_by_any_clinic_policy(mandatory, user_
 
 @pytest.mark.django_db
 def test_a_pending_unconfirmed_device_does_not_count(mandatory, staff):
-    flows.pending_totp_device(staff)
+    flows.totp_setup_begin(user=staff)
     assert not flows.is_enrolled(staff)
     assert flows.request_gate(make_request(staff)) is Gate.SETUP
 
@@ -157,7 +157,7 @@ def test_confirming_a_device_bumps_the_stamp_and_verifies_the_session(mandatory,
     client.force_login(staff)
     client.get("/accounts/two-factor/setup/")
     before = fresh(staff).twofa_stamp
-    client.post("/accounts/two-factor/setup/", {"code": totp_for(flows.pending_totp_device(staff))})
+    client.post("/accounts/two-factor/setup/", {"code": totp_for(setup_device(client))})
     after = fresh(staff).twofa_stamp
     assert after == before + 1
     assert client.session[flows.STATE_KEY] == {"stamp": flows.gate_stamp(fresh(staff)), "gate": "verified"}
@@ -167,7 +167,7 @@ def test_confirming_a_device_bumps_the_stamp_and_verifies_the_session(mandatory,
 def test_disabling_bumps_the_stamp(mandatory, staff, clinic_admin, enrol):
     enrol(staff)
     before = fresh(staff).twofa_stamp
-    flows.disable_2fa(user=staff, actor=clinic_admin, request=None, action=AuditEvent.Action.DISABLED_BY_ADMIN)
+    flows.twofa_reset(user=staff, actor=clinic_admin, action=AuditEvent.Action.DISABLED_BY_ADMIN)
     assert fresh(staff).twofa_stamp == before + 1
 
 
@@ -207,7 +207,7 @@ def test_view_name_for_path(path, name):
 )
 def test_is_exempt_names_exactly_the_views_a_blocked_gate_may_reach(gate, exempt):
     candidates = {
-        "login", "root", "logout", "two_factor_setup", "two_factor_challenge", "two_factor_regenerate_recovery",
+        "login", "root", "logout", "two_factor_setup", "two_factor_challenge", "two_factor_recovery_codes",
         "two_factor_disable_own", "home", "profile", "password_change", "clinic_settings", "clinic_edit",
         "clinic_audit_log", "user_list", "user_detail", "user_disable_2fa", "admin:index", "admin:login",
         "admin:logout", None, "", "logout/../admin",

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import flows
 from clinics.models import Clinic
-from tests.conftest import PASSWORD, next_code, totp_for
+from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 
 SETUP = reverse("two_factor_setup")
 CHALLENGE = reverse("two_factor_challenge")
@@ -139,8 +139,8 @@ def test_after_confirming_the_user_continues_to_the_page_first_asked_for(client,
     response = password_step(client, staff, next_url=wanted)
     assert final_path(response) == SETUP
     assert f'name="next" value="{wanted}"' in response.content.decode()
-    device = flows.pending_totp_device(staff)
-    response = client.post(SETUP, {"code": totp_for(device), "next": wanted})
+    device = setup_device(client)
+    response = client.post(SETUP, {"code": totp_for(device), "next": wanted}, follow=True)
     assert response.status_code == 200
     assert "Your recovery codes" in response.content.decode()
     assert continue_link(response) == wanted
@@ -156,8 +156,8 @@ def test_continue_link_never_leaves_the_site(client, mandatory, staff, evil):
     client.force_login(staff)
     page = client.get(SETUP, {"next": evil}).content.decode()
     assert "evil" not in page and "javascript:" not in page
-    device = flows.pending_totp_device(staff)
-    response = client.post(SETUP, {"code": totp_for(device), "next": evil})
+    device = setup_device(client)
+    response = client.post(SETUP, {"code": totp_for(device), "next": evil}, follow=True)
     assert response.status_code == 200
     assert continue_link(response) == reverse("home")
 
@@ -245,8 +245,8 @@ def test_admin_without_a_device_who_turns_it_on_is_sent_to_setup_and_told_why(cl
     clinic.refresh_from_db()
     assert clinic.mandatory_2fa is True
 
-    device = flows.pending_totp_device(clinic_admin)
-    response = client.post(SETUP, {"code": totp_for(device), "next": settings_url})
+    device = setup_device(client)
+    response = client.post(SETUP, {"code": totp_for(device), "next": settings_url}, follow=True)
     assert continue_link(response) == settings_url
     # Set up and back in: the admin can reach (and change) the settings again.
     html = client.get(settings_url).content.decode()

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import next_code, totp_for
+from tests.conftest import next_code, setup_device, totp_for
 
 PROFILE = reverse("profile")
 DISABLE = reverse("two_factor_disable_own")
@@ -145,7 +145,7 @@ def test_a_recovery_code_does_not_turn_2fa_off(client, staff, enrol):
 def test_the_code_used_to_enable_cannot_disable(client, staff):
     client.force_login(staff)
     client.get(reverse("two_factor_setup"))
-    device = flows.pending_totp_device(staff)
+    device = setup_device(client)
     used = totp_for(device)
     client.post(reverse("two_factor_setup"), {"code": used})
     response = client.post(DISABLE, {"code": used})
@@ -187,4 +187,4 @@ def test_enabling_again_after_turning_off_uses_a_new_secret(client, staff, enrol
     client.post(DISABLE, {"code": next_code(device)})
     assert not flows.is_enrolled(staff)
     client.get(reverse("two_factor_setup"))
-    assert flows.pending_totp_device(staff).bin_key != old_key
+    assert setup_device(client).bin_key != old_key

@@ -9,10 +9,10 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.models import RecoveryCode
-from tests.conftest import totp_for
+from tests.conftest import setup_device, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
-REGENERATE = reverse("two_factor_regenerate_recovery")
+REGENERATE = reverse("two_factor_recovery_codes")
 CODE_FORMAT = re.compile(r"[A-HJ-NP-Z2-9]{5}-[A-HJ-NP-Z2-9]{5}")
 
 
@@ -68,8 +68,8 @@ def test_enabling_shows_ten_distinct_codes_once(client, staff, enrolled):
 def test_codes_page_lists_them_with_copy_print_and_download(client, staff):
     client.force_login(staff)
     client.get(reverse("two_factor_setup"))
-    device = flows.pending_totp_device(staff)
-    response = client.post(reverse("two_factor_setup"), {"code": totp_for(device)})
+    device = setup_device(client)
+    response = client.post(reverse("two_factor_setup"), {"code": totp_for(device)}, follow=True)
     assert "no-store" in response["Cache-Control"]
     codes = shown_codes(response)
     assert len(codes) == 10
@@ -172,7 +172,8 @@ def test_regenerating_replaces_the_codes_and_the_old_ones_stop_working(client, s
     assert f'<form method="post" action="{REGENERATE}">' in profile
     assert "10 of 10 recovery codes left." in profile
 
-    response = client.post(REGENERATE)
+    response = client.post(REGENERATE, follow=True)
+    assert response.redirect_chain == [(REGENERATE, 302)]
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     assert "New recovery codes created. Your old codes no longer work." in response.content.decode()
@@ -200,9 +201,13 @@ def test_regenerating_after_using_some_gives_ten_again(client, staff, pending):
 
 
 @pytest.mark.django_db
-def test_regenerate_is_post_only(client, staff, enrolled):
-    assert client.get(REGENERATE).status_code == 405
-    assert flows.recovery_codes_left(staff) == 10
+def test_opening_the_codes_page_by_address_never_makes_codes(client, staff, enrolled):
+    hashes = set(RecoveryCode.objects.filter(device__user=staff).values_list("code_hash", flat=True))
+    response = client.get(REGENERATE)
+    assert response.status_code == 200
+    assert "already shown once" in response.content.decode()
+    assert not CODE_FORMAT.search(response.content.decode())
+    assert set(RecoveryCode.objects.filter(device__user=staff).values_list("code_hash", flat=True)) == hashes
 
 
 @pytest.mark.django_db

@@ -45,7 +45,10 @@ def test_reset_removes_2fa_ends_sessions_audits_and_says_so(
     with django_capture_on_commit_callbacks(execute=True):
         output = reset("lost.phone")
 
-    assert output == "Two-factor authentication reset for lost.phone; all their sessions have ended.\n"
+    assert output == (
+        "Two-factor authentication reset for lost.phone (removed: authenticator app; 10 recovery codes); "
+        "all their sessions have ended.\n"
+    )
     assert not flows.is_enrolled(member)
     assert flows.recovery_device(member) is None
     ended = member_client.get(reverse("home"))
@@ -97,7 +100,7 @@ from users.models import User
 from clinic_auth.twofactor import flows
 
 user = User.objects.create_user("lost.phone", clinic=Clinic.objects.create(name="Operator Clinic"))
-device = flows.pending_totp_device(user)
+device = flows.totp_setup_begin(user=user)
 device.confirmed = True
 device.save()
 """

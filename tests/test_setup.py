@@ -13,7 +13,7 @@ from PIL import Image
 
 from clinic_auth.twofactor import flows
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import next_code, totp_for
+from tests.conftest import next_code, setup_device, totp_for
 
 SETUP = reverse("two_factor_setup")
 CHALLENGE = reverse("two_factor_challenge")
@@ -77,7 +77,7 @@ def test_qr_code_encodes_a_standard_key_uri(on_setup, staff):
     secret = query["secret"]
     assert re.fullmatch(r"[A-Z2-7]{32}", secret)
     assert len(base64.b32decode(secret)) * 8 == 160
-    device = flows.pending_totp_device(staff)
+    device = setup_device(on_setup)
     assert base64.b32decode(secret) == device.bin_key
     # An independent implementation reads the URI and produces the codes the server expects.
     parsed = pyotp.parse_uri(uri)
@@ -115,7 +115,7 @@ def test_reloading_keeps_the_same_pending_secret(on_setup, staff, user_factory, 
     second = on_setup.get(SETUP)
     assert manual_key(first) == manual_key(second)
     assert qr_text(first) == qr_text(second)
-    device = flows.pending_totp_device(staff)
+    device = setup_device(on_setup)
     assert manual_key(second).replace(" ", "") == base64.b32encode(device.bin_key).decode()
     # Someone else gets a different secret.
     other = user_factory()
@@ -138,8 +138,9 @@ def test_setup_needs_a_login(client):
 @pytest.mark.django_db
 def test_correct_code_confirms_shows_success_and_verifies_the_session(on_setup, staff):
     on_setup.get(SETUP)
-    device = flows.pending_totp_device(staff)
-    response = on_setup.post(SETUP, {"code": totp_for(device)})
+    device = setup_device(on_setup)
+    response = on_setup.post(SETUP, {"code": totp_for(device)}, follow=True)
+    assert response.redirect_chain == [(reverse("two_factor_recovery_codes"), 302)]
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
@@ -159,9 +160,9 @@ def test_correct_code_confirms_shows_success_and_verifies_the_session(on_setup, 
 @pytest.mark.django_db
 def test_confirming_code_cannot_be_used_again_to_log_in(on_setup, staff, login):
     on_setup.get(SETUP)
-    device = flows.pending_totp_device(staff)
+    device = setup_device(on_setup)
     used = totp_for(device)
-    assert on_setup.post(SETUP, {"code": used}).status_code == 200
+    assert on_setup.post(SETUP, {"code": used}).status_code == 302
     on_setup.post(reverse("logout"))
     login(staff, http_client=on_setup)
     # From now on the password alone is not enough.
@@ -178,7 +179,7 @@ def test_confirming_code_cannot_be_used_again_to_log_in(on_setup, staff, login):
 @pytest.mark.parametrize("offset_steps", [-5, -2, 2, 5])
 def test_expired_or_future_code_confirms_nothing(on_setup, staff, offset_steps):
     first = on_setup.get(SETUP)
-    device = flows.pending_totp_device(staff)
+    device = setup_device(on_setup)
     response = on_setup.post(SETUP, {"code": totp_for(device, offset_steps=offset_steps)})
     assert response.status_code == 200
     assert SETUP_ERROR in response.content.decode()
@@ -188,14 +189,14 @@ def test_expired_or_future_code_confirms_nothing(on_setup, staff, offset_steps):
     assert flows.recovery_codes_left(staff) == 0
     # The page is shown again with the same secret, so the user can simply retry.
     assert manual_key(response) == manual_key(first)
-    assert on_setup.post(SETUP, {"code": totp_for(device)}).status_code == 200
+    assert on_setup.post(SETUP, {"code": totp_for(device)}).status_code == 302
     assert flows.is_enrolled(staff)
 
 
 @pytest.mark.django_db
 def test_wrong_code_confirms_nothing(on_setup, staff):
     on_setup.get(SETUP)
-    device = flows.pending_totp_device(staff)
+    device = setup_device(on_setup)
     valid = {totp_for(device, offset_steps=s) for s in (-1, 0, 1)}
     wrong = next(c for c in ("000000", "999999", "123123") if c not in valid)
     response = on_setup.post(SETUP, {"code": wrong})
@@ -221,8 +222,8 @@ def test_setup_page_of_an_enrolled_user_goes_back_to_the_profile(client, staff, 
 @pytest.mark.django_db
 def test_continue_link_after_enabling_stays_on_the_site(on_setup, staff):
     on_setup.get(SETUP)
-    device = flows.pending_totp_device(staff)
-    response = on_setup.post(SETUP, {"code": totp_for(device), "next": "https://evil.com/"})
+    device = setup_device(on_setup)
+    response = on_setup.post(SETUP, {"code": totp_for(device), "next": "https://evil.com/"}, follow=True)
     assert '<a class="button primary" href="/home/">Continue</a>' in response.content.decode()
 
 
@@ -230,7 +231,7 @@ def test_continue_link_after_enabling_stays_on_the_site(on_setup, staff):
 def test_wrong_code_then_immediate_right_code_is_throttled_at_setup(on_setup, staff, settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 1
     on_setup.get(SETUP)
-    device = flows.pending_totp_device(staff)
+    device = setup_device(on_setup)
     valid = {totp_for(device, offset_steps=s) for s in (-1, 0, 1)}
     wrong = next(c for c in ("000000", "999999", "123123") if c not in valid)
     on_setup.post(SETUP, {"code": wrong})

@@ -121,7 +121,7 @@ def test_list_shows_each_users_details_status_last_login_and_a_view_button(
     response = admin_client.get(reverse("user_list"))
 
     rows = {row[1]: row for row in table_rows(response)}
-    assert rows["nurse.joy"][:6] == ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07"]
+    assert rows["nurse.joy"][:6] == ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07 UTC"]
     assert rows["ben"][:6] == ["Ben Zed", "ben", "ben@example.com", "Staff", "Not set up", "Never"]
     assert rows["admin"][3] == "Clinic admin"
     root = page(response)
@@ -264,7 +264,7 @@ def test_view_page_shows_details_and_the_disable_button_for_an_enrolled_user(adm
     root = page(admin_client.get(reverse("user_detail", args=[member.pk])))
 
     body = text_of(root)
-    for detail in ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07"]:
+    for detail in ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07 UTC"]:
         assert detail in body
     (section,) = find_all(root, "section", aria_labelledby="disable-2fa-heading")
     assert text_of(find_all(section, "h2")[0]) == "Disable 2FA"

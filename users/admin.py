@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from clinic_auth.twofactor import events, flows
+from clinic_auth.twofactor.models import AuditEvent
 
 from .models import User
 
@@ -11,3 +14,22 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ("clinic",)
     fieldsets = DjangoUserAdmin.fieldsets + (("Clinic", {"fields": ("clinic", "role")}),)
     add_fieldsets = DjangoUserAdmin.add_fieldsets + (("Clinic", {"fields": ("clinic", "role")}),)
+    actions = ["reset_two_factor"]
+
+    @admin.action(description="Reset two-factor authentication (authenticators, set-ups in progress, lockouts)")
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:
+            removed = flows.twofa_reset(
+                user=user,
+                actor=request.user,
+                action=AuditEvent.Action.DISABLED_BY_OPERATOR,
+                ip_address=events.client_ip(request),
+            )
+            if removed.anything_to_reset:
+                self.message_user(
+                    request,
+                    f"{user.username}: removed {flows.describe_state(removed)}; all their sessions have ended.",
+                    messages.SUCCESS,
+                )
+            else:
+                self.message_user(request, f"{user.username}: nothing to reset.", messages.INFO)

@@ -42,7 +42,3 @@ def enrolment_counts(clinic: Clinic) -> dict[str, int]:
         enrolled=Count("pk", filter=Q(Exists(_confirmed_totp()))),
     )
     return counts
-
-
-def has_confirmed_totp(user: User) -> bool:
-    return EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()

@@ -91,9 +91,11 @@ class UserListView(ClinicAdminRequiredMixin, View):
 class UserDetailView(ClinicAdminRequiredMixin, View):
     def get(self, request, pk: int):
         member = self.clinic_user(pk)
+        state = flows.twofa_state(member)
         context = {
             "member": member,
-            "enrolled": selectors.has_confirmed_totp(member),
+            "enrolled": state.enrolled,
+            "twofa": state,
             "mandatory": request.user.clinic.mandatory_2fa,
             "is_self": member.pk == request.user.pk,
         }
@@ -108,10 +110,11 @@ class UserDisable2FAView(ClinicAdminRequiredMixin, View):
         if member.pk == request.user.pk:
             messages.error(request, events.message("disable_own_refused"))
             return redirect("user_detail", pk=member.pk)
-        if not selectors.has_confirmed_totp(member):
+        state = flows.twofa_state(member)
+        if not state.anything_to_reset:
             messages.info(request, events.message("user_has_no_2fa", name=member.display_name))
             return redirect("user_detail", pk=member.pk)
-        context = {"member": member, "mandatory": request.user.clinic.mandatory_2fa}
+        context = {"member": member, "twofa": state, "mandatory": request.user.clinic.mandatory_2fa}
         return render(request, "users/user_disable_confirm.html", context)
 
     def post(self, request, pk: int):
@@ -119,10 +122,13 @@ class UserDisable2FAView(ClinicAdminRequiredMixin, View):
         if member.pk == request.user.pk:
             messages.error(request, events.message("disable_own_refused"))
             return redirect("user_detail", pk=member.pk)
-        disabled = flows.disable_2fa(
-            user=member, actor=request.user, request=request, action=AuditEvent.Action.DISABLED_BY_ADMIN
+        removed = flows.twofa_reset(
+            user=member,
+            actor=request.user,
+            action=AuditEvent.Action.DISABLED_BY_ADMIN,
+            ip_address=events.client_ip(request),
         )
-        if not disabled:
+        if not removed.anything_to_reset:
             messages.info(request, events.message("user_has_no_2fa", name=member.display_name))
         else:
             messages.success(request, events.message("user_2fa_disabled", name=member.display_name))

@@ -7,4 +7,11 @@ class TwoFactorConfig(AppConfig):
     verbose_name = "Two-factor authentication"
 
     def ready(self) -> None:
+        from django.contrib.auth import user_logged_in
+        from django.contrib.auth.models import update_last_login
+
         from . import checks  # noqa: F401  (registers the system checks)
+
+        # last_login means "last signed in": flows.user_record_sign_in stamps it once the
+        # second factor has passed, not at the password step as Django's receiver would.
+        user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")

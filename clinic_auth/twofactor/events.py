@@ -23,7 +23,9 @@ MESSAGES = {
     "code_locked_minutes": "Too many incorrect codes. Code entry is locked for {minutes} minutes.",
     "code_hard_locked": "Too many incorrect codes. Code entry is locked: ask your clinic administrator to reset your two-factor authentication.",
     "setup_code_invalid": "That code did not match. Scan the QR code again or check the time on your phone, then enter the new code.",
-    "setup_expired": "Your set-up session has expired. Start again.",
+    "setup_expired": "Your set-up expired, so this page now shows a new QR code. Remove the old ClinicAuth entry from your authenticator app, then scan the new code.",
+    "setup_superseded": "Two-factor authentication was just set up for your account in another window, so this set-up was cancelled. If that wasn't you, ask your clinic administrator to reset your two-factor authentication.",
+    "codes_already_shown": "These recovery codes were already shown once and cannot be shown again.",
     "login_expired": "Your sign-in took too long. Log in again.",
     "enabled": "2FA is now active: two-factor authentication is enabled for your account.",
     "already_enabled": "Two-factor authentication is already active on your account.",
@@ -65,9 +67,11 @@ def record(
     actor,
     target,
     request: HttpRequest | None,
+    ip_address: str | None = None,
     clinic=None,
     detail: str = "",
 ) -> AuditEvent:
+    """Write one audit row; the address comes from the request, or from services that never see one."""
     if clinic is None:
         clinic_id = getattr(target, "clinic_id", None) or getattr(actor, "clinic_id", None)
     else:
@@ -79,7 +83,7 @@ def record(
         actor_username=getattr(actor, "username", "") or "",
         target_username=getattr(target, "username", "") or "",
         clinic_id=clinic_id,
-        ip_address=client_ip(request),
+        ip_address=client_ip(request) if request is not None else ip_address,
         detail=detail,
     )
 

@@ -31,7 +31,8 @@ class LockoutThrottlingMixin(ThrottlingMixin):
 
     def verify_is_allowed(self):
         count = self.throttling_failure_count
-        if self.throttling_enabled and count >= settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
+        # The lockouts hold whatever the delay factor: OTP_THROTTLE_FACTOR=0 only removes the delays.
+        if count >= settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
             if count >= settings.CLINICAUTH_CODE_HARD_LOCK_FAILURES:
                 return False, {"reason": VerifyNotAllowed.N_FAILED_ATTEMPTS, "failure_count": count, "locked_until": None}
             locked_until = self.throttling_failure_timestamp + timedelta(

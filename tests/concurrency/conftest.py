@@ -15,7 +15,9 @@ import psycopg
 import pytest
 
 from tests.concurrency.harness import (
+    CSRF_RE,
     GUNICORN,
+    MANUAL_KEY_RE,
     POSTGRES_SERVER,
     PROJECT_ROOT,
     RECOVERY_CODE_RE,
@@ -45,19 +47,15 @@ def _wait_until_serving(base: str, process: subprocess.Popen, log_path: Path) ->
 
 
 def _enrol_over_http(deployment: Deployment, username: str) -> None:
-    """Set up 2FA as the user would: log in, open the set-up page, confirm with a code from the app."""
+    """Set up 2FA as the user would: log in, type the key shown on the set-up page into the app, confirm."""
     browser = deployment.logged_in(username)
-    token = browser.csrf("/accounts/two-factor/setup/")  # the GET creates the pending device
-    key_b32 = deployment.shell(
-        f"""
-        import base64
-        device = flows.pending_totp_device(User.objects.get(username={username!r}))
-        print(json.dumps(base64.b32encode(device.bin_key).decode()))
-        """
-    )
-    deployment.keys[username] = base64.b32decode(key_b32)
+    page = browser.request("/accounts/two-factor/setup/")
+    assert page.status == 200, (page.status, page.location)
+    token = CSRF_RE.search(page.text).group(1)
+    deployment.keys[username] = base64.b32decode(MANUAL_KEY_RE.search(page.text).group(1).replace(" ", ""))
     response = browser.post_form("/accounts/two-factor/setup/", {"code": deployment.code(username)}, csrf=token)
-    assert response.status == 200, (response.status, response.location)
+    assert (response.status, response.location) == (302, "/accounts/two-factor/recovery-codes/"), response
+    response = browser.request(response.location)
     codes = [html.unescape(code) for code in RECOVERY_CODE_RE.findall(response.text)]
     assert len(codes) == 10, response.text[:2000]
     deployment.recovery_codes[username] = codes

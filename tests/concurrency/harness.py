@@ -30,6 +30,7 @@ POSTGRES_SERVER = os.environ.get("CONCURRENCY_POSTGRES", "postgres://postgres@12
 WORKERS = 4
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 RECOVERY_CODE_RE = re.compile(r"<li><code>([A-Z0-9]{5}-[A-Z0-9]{5})</code></li>")
+MANUAL_KEY_RE = re.compile(r'id="manual-key">([A-Z2-7 ]+)<')
 
 # Users made by the fixture, one per test so no test sees another's throttle state.
 USERNAMES = ("guesser", "twin", "recoverer", "pwtarget")
