@@ -98,6 +98,10 @@ class ChallengeView(View):
     def dispatch(self, request, *args, **kwargs):
         if flows.request_gate(request) != flows.Gate.CHALLENGE:
             return HttpResponseRedirect(safe_next(request))
+        if flows.session_setup_device_id(request) is not None:
+            # This session was setting up 2FA when another session finished enrolling the account.
+            flows.remember_setup_device(request, None)
+            messages.error(request, events.message("setup_superseded"))
         if flows.pending_login_expired(request):
             logout(request)
             messages.error(request, events.message("login_expired"))
@@ -142,10 +146,6 @@ class SetupView(View):
     def dispatch(self, request, *args, **kwargs):
         self.gate = flows.request_gate(request)
         if self.gate == flows.Gate.CHALLENGE:
-            if flows.session_setup_device_id(request) is not None:
-                # This session was mid-set-up when another one finished enrolling the account.
-                flows.remember_setup_device(request, None)
-                messages.error(request, events.message("setup_superseded"))
             return redirect("two_factor_challenge")
         if flows.is_enrolled(request.user):
             messages.info(request, events.message("already_enabled"))
