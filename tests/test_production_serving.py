@@ -34,9 +34,8 @@ def fetch(url: str):
         return error
 
 
-@pytest.fixture(scope="module")
-def gunicorn_server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("prod")
+def start_gunicorn(tmp: Path, **overrides: str):
+    """The README's production command, `gunicorn -c gunicorn.conf.py clinic_auth.wsgi`, on a free port."""
     port = free_port()
     env = {
         **os.environ,
@@ -45,19 +44,20 @@ def gunicorn_server(tmp_path_factory):
         "SECRET_KEY": "test-only-" + "k" * 60,
         "DATABASE_URL": f"sqlite:///{tmp / 'prod.db'}",
         "ALLOWED_HOSTS": "127.0.0.1",
+        "STATIC_ROOT": str(tmp / "static"),
+        "WEB_CONCURRENCY": "3",
+        "BIND": f"127.0.0.1:{port}",
+        "GUNICORN_ACCESS_LOG": str(tmp / "access.log"),
+        **overrides,
     }
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_ROOT, env=env, check=True)
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=PROJECT_ROOT,
-        env={**env, "STATIC_ROOT": str(tmp / "static")},
-        check=True,
-    )
+    if not (tmp / "prod.db").exists():
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_ROOT, env=env, check=True)
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=PROJECT_ROOT, env=env, check=True)
     log = open(tmp / "gunicorn.log", "w")
     process = subprocess.Popen(
-        [str(GUNICORN), "clinic_auth.wsgi", "--workers", "3", "--bind", f"127.0.0.1:{port}"],
+        [str(GUNICORN), "-c", "gunicorn.conf.py", "clinic_auth.wsgi"],
         cwd=PROJECT_ROOT,
-        env={**env, "STATIC_ROOT": str(tmp / "static")},
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -65,17 +65,27 @@ def gunicorn_server(tmp_path_factory):
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            urllib.request.urlopen(base + "/accounts/login/", timeout=2)
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
             time.sleep(0.2)
     else:
         process.terminate()
         pytest.fail("gunicorn did not start: " + (tmp / "gunicorn.log").read_text())
+
+    def stop():
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+    return base, process, stop
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory):
+    base, process, stop = start_gunicorn(tmp_path_factory.mktemp("prod"))
     yield base, process
-    process.terminate()
-    process.wait(timeout=10)
-    log.close()
+    stop()
 
 
 def test_gunicorn_serves_the_login_page_with_several_workers(gunicorn_server):
@@ -116,3 +126,40 @@ def test_protected_pages_redirect_to_login(gunicorn_server):
             hops += 1
         assert response.status == 302, path
         assert "/accounts/login/" in response.headers["Location"], path
+
+
+# --- issue 11, item 7: the shipped gunicorn.conf.py --------------------------------
+
+
+def fetch_with(url: str, headers: dict):
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        return opener.open(urllib.request.Request(url, headers=headers), timeout=10)
+    except urllib.error.HTTPError as error:
+        return error
+
+
+@pytest.mark.parametrize("proxies, trusted", [("0", False), ("1", True)])
+def test_x_forwarded_proto_counts_only_behind_a_trusted_proxy(tmp_path, proxies, trusted):
+    base, _, stop = start_gunicorn(tmp_path, HTTPS="1", TRUSTED_PROXY_COUNT=proxies)
+    try:
+        response = fetch_with(base + "/accounts/login/", {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+    finally:
+        stop()
+    if trusted:
+        assert response.status == 200
+    else:
+        # Plain HTTP that merely claims to be HTTPS is sent to HTTPS, never served as secure.
+        assert response.status == 301 and response.headers["Location"].startswith("https://")
+
+
+def test_access_log_leaves_out_query_strings_and_referrers(gunicorn_server, tmp_path_factory):
+    base, _ = gunicorn_server
+    fetch_with(base + "/accounts/login/?next=/users/%3Fq%3Dpatient-name-secret", {"Referer": base + "/?q=referrer-secret"})
+    log_file = next(Path(tmp_path_factory.getbasetemp()).glob("prod*/access.log"))
+    deadline = time.time() + 5
+    while "/accounts/login/" not in log_file.read_text() and time.time() < deadline:
+        time.sleep(0.1)
+    logged = log_file.read_text()
+    assert '"GET /accounts/login/ HTTP/1.1" 200' in logged
+    assert "secret" not in logged
