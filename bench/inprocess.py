@@ -31,9 +31,9 @@ def seed(*, clinics: int, staff: int) -> float:
 
 def device_of(user):
     """The user's confirmed authenticator, through the 2FA rules (never a model import)."""
-    from clinic_auth.twofactor import flows
+    from clinic_auth.twofactor import devices
 
-    device = flows.confirmed_totp_device(user)
+    device = devices.confirmed_totp_device(user)
     if device is None:
         raise RuntimeError(f"{user.username} has no confirmed authenticator app")
     return device

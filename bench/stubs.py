@@ -1,6 +1,6 @@
 """Benchmark-only middleware for the variants without TwoFactorMiddleware."""
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import policy
 
 
 class SamePageMiddleware:
@@ -14,5 +14,5 @@ class SamePageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request.twofa_gate = flows.Gate.VERIFIED
+        request.twofa_gate = policy.Gate.VERIFIED
         return self.get_response(request)

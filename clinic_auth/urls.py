@@ -8,9 +8,9 @@ from users import views as user_views
 admin.site.site_header = "ClinicAuth administration"
 
 urlpatterns = [
-    path("", twofactor_views.ClinicLoginView.as_view(), name="root"),
-    path("accounts/login/", twofactor_views.ClinicLoginView.as_view(), name="login"),
-    path("accounts/logout/", twofactor_views.ClinicLogoutView.as_view(), name="logout"),
+    path("", user_views.ClinicLoginView.as_view(), name="root"),
+    path("accounts/login/", user_views.ClinicLoginView.as_view(), name="login"),
+    path("accounts/logout/", user_views.ClinicLogoutView.as_view(), name="logout"),
     path("accounts/two-factor/", twofactor_views.ChallengeView.as_view(), name="two_factor_challenge"),
     path("accounts/two-factor/setup/", twofactor_views.SetupView.as_view(), name="two_factor_setup"),
     path(
@@ -18,7 +18,7 @@ urlpatterns = [
         twofactor_views.RecoveryCodesView.as_view(),
         name="two_factor_recovery_codes",
     ),
-    path("accounts/two-factor/disable/", twofactor_views.DisableOwnView.as_view(), name="two_factor_disable_own"),
+    path("accounts/two-factor/disable/", user_views.DisableOwn2FAView.as_view(), name="two_factor_disable_own"),
     path("home/", user_views.home, name="home"),
     path("profile/", user_views.ProfileView.as_view(), name="profile"),
     path("profile/password/", user_views.ChangePasswordView.as_view(), name="password_change"),
@@ -28,6 +28,6 @@ urlpatterns = [
     path("users/", user_views.UserListView.as_view(), name="user_list"),
     path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
     path("users/<int:pk>/disable-2fa/", user_views.UserDisable2FAView.as_view(), name="user_disable_2fa"),
-    path("admin/login/", twofactor_views.admin_login),
+    path("admin/login/", user_views.admin_login),
     path("admin/", admin.site.urls),
 ]

@@ -1,12 +1,12 @@
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 
-from clinic_auth.twofactor import events, flows
+from clinic_auth.twofactor import services, texts
+from clinic_auth.twofactor.events import client_ip
 from clinic_auth.twofactor.models import AuditEvent
 
 from .forms import ClinicForm
@@ -20,7 +20,7 @@ class ClinicAdminMixin:
 
     def dispatch(self, request, *args, pk: int | None = None, **kwargs):
         if not request.user.is_clinic_admin:
-            raise PermissionDenied("Only clinic administrators can see clinic settings.")
+            raise PermissionDenied(texts.message("clinic_settings_admins_only"))
         if pk != request.user.clinic_id:
             raise Http404("No such clinic.")
         self.clinic = Clinic.objects.get(pk=request.user.clinic_id)
@@ -40,11 +40,14 @@ class ClinicEditView(ClinicAdminMixin, View):
         form = ClinicForm(request.POST, instance=self.clinic)
         if not form.is_valid():
             return self.render(form)
-        with transaction.atomic():
-            clinic = form.save()
-            if "mandatory_2fa" in form.changed_data:
-                flows.record_mandatory_change(clinic=clinic, actor=request.user, request=request)
-        messages.success(request, events.message("clinic_saved"))
+        clinic = form.save(commit=False)
+        # The flag is changed only through the service, which also re-checks every member's session.
+        clinic.mandatory_2fa = Clinic.objects.values_list("mandatory_2fa", flat=True).get(pk=clinic.pk)
+        clinic.save()
+        services.clinic_set_mandatory(
+            clinic=clinic, mandatory=form.cleaned_data["mandatory_2fa"], actor=request.user, ip_address=client_ip(request)
+        )
+        messages.success(request, texts.message("clinic_saved"))
         return redirect("clinic_settings", pk=clinic.pk)
 
     def render(self, form):

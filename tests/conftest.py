@@ -87,10 +87,10 @@ def next_code(device) -> str:
 
 def setup_device(http_client):
     """The authenticator the set-up page showed to this client's session (each session has its own)."""
-    from clinic_auth.twofactor import flows
+    from clinic_auth.twofactor import session as twofa_session
     from clinic_auth.twofactor.models import EncryptedTOTPDevice
 
-    return EncryptedTOTPDevice.objects.get(pk=http_client.session[flows.SETUP_KEY], confirmed=False)
+    return EncryptedTOTPDevice.objects.get(pk=http_client.session[twofa_session.SETUP_KEY], confirmed=False)
 
 
 @pytest.fixture

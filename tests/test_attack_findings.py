@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices, services
+from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice, RecoveryCode
 from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 from users.models import User
@@ -80,7 +81,7 @@ def test_a_planted_secret_never_becomes_the_users_authenticator(mandatory, staff
     refused = real_user.post(SETUP, {"code": totp_for(planted)})
     assert refused.status_code == 200
     assert "That code did not match" in refused.content.decode()
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
 
     # The user enrols with their own secret; the attacker's set-up dies with it.
     assert real_user.post(SETUP, {"code": totp_for(setup_device(real_user))}).status_code == 302
@@ -91,7 +92,7 @@ def test_a_planted_secret_never_becomes_the_users_authenticator(mandatory, staff
     late = attacker.post(SETUP, {"code": totp_for(planted)}, follow=True)
     assert late.redirect_chain[-1][0].startswith(CHALLENGE)
     assert "set up for your account in another window" in late.content.decode()
-    assert not flows.is_enrolled(staff) or flows.confirmed_totp_device(staff).bin_key != planted.bin_key
+    assert not devices.is_enrolled(staff) or devices.confirmed_totp_device(staff).bin_key != planted.bin_key
     assert attacker.post(CHALLENGE, {"code": totp_for(planted)}).status_code == 200
     assert attacker.get(reverse("home")).url.startswith(CHALLENGE)
 
@@ -109,7 +110,7 @@ def test_confirming_from_a_session_whose_set_up_was_replaced_says_start_again(st
     response = first.post(SETUP, {"code": totp_for(mine)}, follow=True)
 
     assert "set up for your account in another window" in response.content.decode()
-    assert flows.confirmed_totp_device(staff).bin_key != mine.bin_key
+    assert devices.confirmed_totp_device(staff).bin_key != mine.bin_key
 
 
 @pytest.mark.django_db
@@ -129,12 +130,12 @@ def test_a_set_up_secret_expires(client, mandatory, clinic, staff, settings, ver
 
     response = client.post(SETUP, {"code": totp_for(old)}, follow=True)
 
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
     assert "Your set-up expired" in response.content.decode()
     assert manual_key(response) != old_key
     # The fresh secret works.
     assert client.post(SETUP, {"code": totp_for(setup_device(client))}).status_code == 302
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 @pytest.mark.django_db
@@ -148,24 +149,24 @@ def test_a_session_cannot_confirm_a_set_up_id_it_was_never_given(staff, user_fac
     mine.force_login(staff)
     mine.get(SETUP)
     session = mine.session
-    session[flows.SETUP_KEY] = foreign.pk
+    session[twofa_session.SETUP_KEY] = foreign.pk
     session.save()
 
     mine.post(SETUP, {"code": totp_for(foreign)})
 
     foreign.refresh_from_db()
-    assert not foreign.confirmed and not flows.is_enrolled(staff) and not flows.is_enrolled(other)
+    assert not foreign.confirmed and not devices.is_enrolled(staff) and not devices.is_enrolled(other)
 
 
 @pytest.mark.django_db
 def test_open_set_up_pages_are_capped_per_user(staff):
     clients = []
-    for _ in range(flows.MAX_LIVE_SETUPS_PER_USER + 3):
+    for _ in range(services.MAX_LIVE_SETUPS_PER_USER + 3):
         c = Client()
         c.force_login(staff)
         c.get(SETUP)
         clients.append(c)
-    assert EncryptedTOTPDevice.objects.filter(user=staff, confirmed=False).count() == flows.MAX_LIVE_SETUPS_PER_USER
+    assert EncryptedTOTPDevice.objects.filter(user=staff, confirmed=False).count() == services.MAX_LIVE_SETUPS_PER_USER
     # The newest set-up still works.
     assert clients[-1].post(SETUP, {"code": totp_for(setup_device(clients[-1]))}).status_code == 302
 
@@ -200,7 +201,7 @@ def test_set_up_lockout_holds_for_the_account_not_the_browser(mandatory, staff, 
     fresh_browser.get(SETUP)
     response = fresh_browser.post(SETUP, {"code": totp_for(setup_device(fresh_browser))})
     assert HARD_LOCKED in response.content.decode()
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
 
 
 @pytest.mark.django_db
@@ -256,7 +257,7 @@ def test_reset_2fa_takes_several_usernames_and_still_resets_the_known_ones(staff
         "Two-factor authentication reset for staff",
         "Two-factor authentication reset for other",
     ]
-    assert not flows.is_enrolled(staff) and not flows.is_enrolled(other)
+    assert not devices.is_enrolled(staff) and not devices.is_enrolled(other)
 
 
 @pytest.mark.django_db
@@ -458,7 +459,7 @@ def test_reloading_the_codes_shown_after_enabling_never_replaces_them(client, st
 def test_codes_waiting_to_be_shown_are_not_stored_in_clear_in_the_session(client, staff, enrol):
     enrol(staff)
     client.post(CODES)
-    stored = str(client.session[flows.SHOW_CODES_KEY])
+    stored = str(client.session[twofa_session.SHOW_CODES_KEY])
     codes = SHOWN_CODE.findall(client.get(CODES).content.decode())
     assert codes and not any(code in stored or code.replace("-", "") in stored for code in codes)
 

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
 from tests.conftest import next_code, setup_device, totp_for
 from users.models import User
@@ -68,7 +68,7 @@ def test_disabled_by_self(clinic, staff, staff_client, enrol):
     device, _ = enrol(staff, http_client=staff_client)
     response = staff_client.post(reverse("two_factor_disable_own"), {"code": next_code(device)})
     assert response.status_code == 302
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
     assert_recorded(only_event(Action.DISABLED_BY_SELF), actor=staff, target=staff, clinic=clinic, ip=STAFF_IP)
 
 
@@ -77,7 +77,7 @@ def test_disabled_by_admin(clinic, staff, staff_client, clinic_admin, admin_clie
     enrol(staff, http_client=staff_client)
     response = admin_client.post(reverse("user_disable_2fa", args=[staff.pk]))
     assert response.status_code == 302
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
     assert_recorded(only_event(Action.DISABLED_BY_ADMIN), actor=clinic_admin, target=staff, clinic=clinic, ip=ADMIN_IP)
 
 
@@ -235,7 +235,7 @@ def test_audit_log_is_read_only(clinic, clinic_admin, admin_client):
 def test_the_audit_trail_holds_no_secret(clinic, clinic_admin, admin_client, staff, staff_client, enrol, settings):
     settings.CLINICAUTH_CODE_LOCKOUT_FAILURES = 2
     device, first_codes = enrol(staff, http_client=staff_client)
-    secrets = {flows.manual_entry_key(device).replace(" ", ""), device.encrypted_key, totp_for(device)}
+    secrets = {device.manual_entry_key.replace(" ", ""), device.encrypted_key, totp_for(device)}
     response = staff_client.post(reverse("two_factor_recovery_codes"), follow=True)
     new_codes = response.context["codes"]
     staff_client.logout()

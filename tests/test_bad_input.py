@@ -8,7 +8,8 @@ in other digit scripts, so they would pass if the server folded them to ASCII.
 import pytest
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import session as twofa_session
 from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
@@ -70,7 +71,7 @@ def test_challenge_refuses_malformed_codes_with_a_form_error(client, pending):
         for label, value in bad_variants(code).items():
             response = client.post(CHALLENGE, {"code": value, **method})
             assert_form_error(response, f"{label} {method}")
-            assert flows.VERIFIED_KEY not in client.session, label
+            assert twofa_session.VERIFIED_KEY not in client.session, label
     # Nothing above counted as a guess or used the code up.
     pending.refresh_from_db()
     assert pending.throttling_failure_count == 0
@@ -111,11 +112,11 @@ def test_setup_refuses_malformed_codes_with_a_form_error(client, staff):
     code = totp_for(device)
     for label, value in bad_variants(code).items():
         assert_form_error(client.post(SETUP, {"code": value}), label)
-        assert not flows.is_enrolled(staff), label
+        assert not devices.is_enrolled(staff), label
     assert_form_error(client.post(SETUP, {}), "no field")
     response = client.post(SETUP, {"code": f"{code[:3]} {code[3:]}"}, follow=True)
     assert response.status_code == 200
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 # --- turning 2FA off --------------------------------------------------------
@@ -127,10 +128,10 @@ def test_self_disable_refuses_malformed_codes_with_a_form_error(client, staff, e
     code = next_code(device)
     for label, value in bad_variants(code).items():
         assert_form_error(client.post(DISABLE, {"code": value}), label)
-        assert flows.is_enrolled(staff), label
+        assert devices.is_enrolled(staff), label
     response = client.post(DISABLE, {"code": f"{code[:3]} {code[3:]}"})
     assert response.status_code == 302
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
 
 
 # --- the password step ------------------------------------------------------

@@ -8,7 +8,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import session as twofa_session
 from tests.conftest import PASSWORD, next_code, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
@@ -87,8 +88,8 @@ def test_posts_before_the_code_are_refused_and_change_nothing(client, pending, c
         assert response.status_code == 302 and response.url == CHALLENGE, url
     clinic.refresh_from_db()
     assert clinic.name == "Demo Clinic" and not clinic.mandatory_2fa
-    assert flows.is_enrolled(clinic_admin)
-    assert flows.recovery_codes_left(clinic_admin) == 10
+    assert devices.is_enrolled(clinic_admin)
+    assert devices.recovery_codes_left(clinic_admin) == 10
 
 
 @pytest.mark.django_db
@@ -107,7 +108,7 @@ def test_correct_code_verifies_the_session_and_opens_the_site(client, pending):
     assert response.url == reverse("home")
     assert client.get(reverse("home")).status_code == 200
     assert client.get(reverse("profile")).status_code == 200
-    assert client.session[flows.VERIFIED_KEY] is True
+    assert client.session[twofa_session.VERIFIED_KEY] is True
 
 
 @pytest.mark.django_db
@@ -118,7 +119,7 @@ def test_wrong_code_keeps_the_user_on_the_page_with_an_error(client, pending):
     assert "<h1>Two-Factor Authentication</h1>" in html
     assert WRONG_CODE_ERROR in html
     assert 'class="field field-error"' in html
-    assert flows.VERIFIED_KEY not in client.session
+    assert twofa_session.VERIFIED_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(CHALLENGE)
     # A right code afterwards still works (throttling is off in tests by default).
     assert challenge(client, next_code(pending)).status_code == 302
@@ -223,7 +224,7 @@ def test_wrong_code_then_immediate_right_code_is_throttled(client, pending, sett
     html = response.content.decode()
     # One failure with factor 1 means a one-second wait.
     assert "Too many incorrect codes. Try again in 1 second." in html
-    assert flows.VERIFIED_KEY not in client.session
+    assert twofa_session.VERIFIED_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(CHALLENGE)
     pending.refresh_from_db()
     assert pending.throttling_failure_count == 1

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.forms import ClinicForm
@@ -135,7 +136,7 @@ def test_challenge_form_fuzz(client, at_challenge, code, method, next_url, extra
     before = snapshot(allow_code_failure=well_formed)
     response = post(client, reverse("two_factor_challenge"), data)
     assert_refused_without_writes(response, before, allow_code_failure=well_formed)
-    assert flows.VERIFIED_KEY not in client.session
+    assert twofa_session.VERIFIED_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(reverse("two_factor_challenge"))
 
 
@@ -161,7 +162,7 @@ def test_setup_form_fuzz(client, staff, at_setup, code, next_url, extra):
     before = snapshot(allow_code_failure=well_formed)
     response = post(client, reverse("two_factor_setup"), data)
     assert_refused_without_writes(response, before, allow_code_failure=well_formed)
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
 
 
 # --- Edit Clinic --------------------------------------------------------------
@@ -220,14 +221,14 @@ def test_user_search_fuzz(client, verified_admin, user_factory, q, sort, page, e
 @example(code=LONG, extra={})
 @example(code=NON_ASCII, extra={})
 def test_self_disable_form_fuzz(client, staff, enrol, code, extra):
-    if not flows.is_enrolled(staff):
+    if not devices.is_enrolled(staff):
         enrol(staff)
     data = {**extra, "code": code}
     well_formed = TOTPCodeForm(data).is_valid()
     before = snapshot(allow_code_failure=well_formed)
     response = post(client, reverse("two_factor_disable_own"), data)
     assert_refused_without_writes(response, before, allow_code_failure=well_formed)
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 @pytest.fixture

@@ -1,13 +1,15 @@
-"""Issue 3: the gate rules in flows, called directly (no middleware, no HTTP)."""
+"""Issue 3: the gate rules (policy, the session adapter, the services), called directly (no middleware, no HTTP)."""
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
-from clinic_auth.twofactor import flows
-from clinic_auth.twofactor.flows import Gate
+from clinic_auth.twofactor import devices, policy, services
+from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent
+from clinic_auth.twofactor.policy import Gate
+from clinics.models import Clinic
 from tests.conftest import setup_device, totp_for
 from users.models import User
 
@@ -35,36 +37,36 @@ def mandatory(clinic):
 
 
 def test_anonymous_is_open():
-    assert flows.request_gate(make_request(AnonymousUser())) is Gate.OPEN
+    assert twofa_session.request_gate(make_request(AnonymousUser())) is Gate.OPEN
 
 
 @pytest.mark.django_db
 def test_no_device_and_not_required_is_open(staff):
-    assert flows.request_gate(make_request(staff)) is Gate.OPEN
+    assert twofa_session.request_gate(make_request(staff)) is Gate.OPEN
 
 
 @pytest.mark.django_db
 def test_no_device_in_a_mandatory_clinic_is_setup(mandatory, staff):
-    assert flows.request_gate(make_request(staff)) is Gate.SETUP
+    assert twofa_session.request_gate(make_request(staff)) is Gate.SETUP
 
 
 @pytest.mark.django_db
 def test_user_without_a_clinic_is_not_held_by_any_clinic_policy(mandatory, user_factory):
-    assert flows.request_gate(make_request(user_factory(clinic=None))) is Gate.OPEN
+    assert twofa_session.request_gate(make_request(user_factory(clinic=None))) is Gate.OPEN
 
 
 @pytest.mark.django_db
 def test_a_pending_unconfirmed_device_does_not_count(mandatory, staff):
-    flows.totp_setup_begin(user=staff)
-    assert not flows.is_enrolled(staff)
-    assert flows.request_gate(make_request(staff)) is Gate.SETUP
+    services.totp_setup_begin(user=staff)
+    assert not devices.is_enrolled(staff)
+    assert twofa_session.request_gate(make_request(staff)) is Gate.SETUP
 
 
 @pytest.mark.django_db
 def test_recovery_codes_alone_do_not_count_as_enrolled(mandatory, staff):
-    flows._issue_recovery_codes(staff)
-    assert not flows.is_enrolled(staff)
-    assert flows.request_gate(make_request(staff)) is Gate.SETUP
+    services._issue_recovery_codes(staff)
+    assert not devices.is_enrolled(staff)
+    assert twofa_session.request_gate(make_request(staff)) is Gate.SETUP
 
 
 @pytest.mark.django_db
@@ -74,20 +76,20 @@ def test_enrolled_without_the_code_is_challenge_and_with_it_verified(clinic, sta
     clinic.save()
     enrol(staff)
     staff = fresh(staff)
-    assert flows.request_gate(make_request(staff)) is Gate.CHALLENGE
+    assert twofa_session.request_gate(make_request(staff)) is Gate.CHALLENGE
     session = SessionStore()
-    session[flows.VERIFIED_KEY] = True
-    assert flows.request_gate(make_request(staff, session)) is Gate.VERIFIED
+    session[twofa_session.VERIFIED_KEY] = True
+    assert twofa_session.request_gate(make_request(staff, session)) is Gate.VERIFIED
 
 
 @pytest.mark.django_db
 def test_start_login_forgets_a_previous_verification(staff, enrol):
     enrol(staff)
     request = make_request(fresh(staff))
-    request.session[flows.VERIFIED_KEY] = True
-    assert flows.request_gate(request) is Gate.VERIFIED
-    flows.start_login(request)
-    assert flows.request_gate(request) is Gate.CHALLENGE
+    request.session[twofa_session.VERIFIED_KEY] = True
+    assert twofa_session.request_gate(request) is Gate.VERIFIED
+    twofa_session.start_login(request)
+    assert twofa_session.request_gate(request) is Gate.CHALLENGE
 
 
 # --- request_gate: the session cache -----------------------------------------
@@ -97,54 +99,53 @@ def test_start_login_forgets_a_previous_verification(staff, enrol):
 def test_the_cached_gate_costs_no_query(mandatory, staff, django_assert_num_queries):
     request = make_request(staff)
     with django_assert_num_queries(2):  # is this user enrolled? does the clinic require it?
-        assert flows.request_gate(request) is Gate.SETUP
-    assert request.session[flows.STATE_KEY] == {"stamp": flows.gate_stamp(staff), "gate": "setup"}
+        assert twofa_session.request_gate(request) is Gate.SETUP
+    assert request.session[twofa_session.STATE_KEY] == {"stamp": policy.gate_stamp(staff), "gate": "setup"}
     with django_assert_num_queries(0):
-        assert flows.request_gate(request) is Gate.SETUP
+        assert twofa_session.request_gate(request) is Gate.SETUP
 
 
 @pytest.mark.django_db
 def test_a_stamp_change_makes_the_gate_be_decided_again(clinic, staff, django_assert_num_queries):
     request = make_request(staff)
-    assert flows.request_gate(request) is Gate.OPEN
+    assert twofa_session.request_gate(request) is Gate.OPEN
     clinic.mandatory_2fa = True
     clinic.save()
     # The flag alone, changed behind flows' back, is not seen: the stamp is what counts ...
-    assert flows.request_gate(make_request(fresh(staff), request.session)) is Gate.OPEN
+    assert twofa_session.request_gate(make_request(fresh(staff), request.session)) is Gate.OPEN
     # ... which is why every change goes through flows and bumps it.
-    flows._bump_stamp(staff)
+    services._bump_stamp(staff)
     next_request = make_request(fresh(staff), request.session)
     with django_assert_num_queries(2):
-        assert flows.request_gate(next_request) is Gate.SETUP
+        assert twofa_session.request_gate(next_request) is Gate.SETUP
 
 
 @pytest.mark.django_db
 def test_moving_a_user_to_a_mandatory_clinic_is_seen_on_the_next_request(clinic, staff, clinic_factory):
     request = make_request(staff)
-    assert flows.request_gate(request) is Gate.OPEN
+    assert twofa_session.request_gate(request) is Gate.OPEN
     strict = clinic_factory(mandatory_2fa=True)
     User.objects.filter(pk=staff.pk).update(clinic=strict)  # e.g. an operator in the Django admin
-    assert flows.request_gate(make_request(fresh(staff), request.session)) is Gate.SETUP
+    assert twofa_session.request_gate(make_request(fresh(staff), request.session)) is Gate.SETUP
 
 
 @pytest.mark.django_db
 def test_granting_admin_site_access_is_seen_on_the_next_request(staff):
     request = make_request(staff)
-    assert flows.request_gate(request) is Gate.OPEN
+    assert twofa_session.request_gate(request) is Gate.OPEN
     User.objects.filter(pk=staff.pk).update(is_staff=True)
-    assert flows.request_gate(make_request(fresh(staff), request.session)) is Gate.SETUP
+    assert twofa_session.request_gate(make_request(fresh(staff), request.session)) is Gate.SETUP
 
 
 @pytest.mark.django_db
-def test_record_mandatory_change_bumps_every_member_of_that_clinic_only(
+def test_setting_mandatory_bumps_every_member_of_that_clinic_only(
     clinic, clinic_admin, staff, clinic_factory, user_factory
 ):
     outsider = user_factory(clinic=clinic_factory())
     stamps = {user.pk: user.twofa_stamp for user in (clinic_admin, staff, outsider)}
-    clinic.mandatory_2fa = True
-    clinic.save()
     request = make_request(clinic_admin)
-    flows.record_mandatory_change(clinic=clinic, actor=clinic_admin, request=request)
+    assert services.clinic_set_mandatory(clinic=clinic, mandatory=True, actor=request.user) is True
+    assert Clinic.objects.get(pk=clinic.pk).mandatory_2fa is True
     assert fresh(clinic_admin).twofa_stamp == stamps[clinic_admin.pk] + 1
     assert fresh(staff).twofa_stamp == stamps[staff.pk] + 1
     assert fresh(outsider).twofa_stamp == stamps[outsider.pk]
@@ -160,14 +161,14 @@ def test_confirming_a_device_bumps_the_stamp_and_verifies_the_session(mandatory,
     client.post("/accounts/two-factor/setup/", {"code": totp_for(setup_device(client))})
     after = fresh(staff).twofa_stamp
     assert after == before + 1
-    assert client.session[flows.STATE_KEY] == {"stamp": flows.gate_stamp(fresh(staff)), "gate": "verified"}
+    assert client.session[twofa_session.STATE_KEY] == {"stamp": policy.gate_stamp(fresh(staff)), "gate": "verified"}
 
 
 @pytest.mark.django_db
 def test_disabling_bumps_the_stamp(mandatory, staff, clinic_admin, enrol):
     enrol(staff)
     before = fresh(staff).twofa_stamp
-    flows.twofa_reset(user=staff, actor=clinic_admin, action=AuditEvent.Action.DISABLED_BY_ADMIN)
+    services.twofa_reset(user=staff, actor=clinic_admin, action=AuditEvent.Action.DISABLED_BY_ADMIN)
     assert fresh(staff).twofa_stamp == before + 1
 
 
@@ -195,7 +196,7 @@ def test_disabling_bumps_the_stamp(mandatory, staff, clinic_admin, enrol):
     ],
 )
 def test_view_name_for_path(path, name):
-    assert flows.view_name_for_path(path) == name
+    assert policy.view_name_for_path(path) == name
 
 
 @pytest.mark.parametrize(
@@ -212,16 +213,16 @@ def test_is_exempt_names_exactly_the_views_a_blocked_gate_may_reach(gate, exempt
         "clinic_audit_log", "user_list", "user_detail", "user_disable_2fa", "admin:index", "admin:login",
         "admin:logout", None, "", "logout/../admin",
     }
-    assert {name for name in candidates if flows.is_exempt(gate, name)} == exempt
+    assert {name for name in candidates if policy.is_exempt(gate, name)} == exempt
 
 
 @pytest.mark.parametrize("gate", [Gate.OPEN, Gate.VERIFIED])
 def test_allowed_gates_need_no_exemptions(gate):
-    assert gate in flows.ALLOWED_GATES
-    assert not flows.is_exempt(gate, "logout")
+    assert gate in policy.ALLOWED_GATES
+    assert not policy.is_exempt(gate, "logout")
 
 
 def test_each_blocked_gate_sends_to_a_page_it_exempts():
-    for gate, view_name in flows.GATE_VIEW_NAME.items():
-        assert gate not in flows.ALLOWED_GATES
-        assert flows.is_exempt(gate, view_name)
+    for gate, view_name in policy.GATE_VIEW_NAME.items():
+        assert gate not in policy.ALLOWED_GATES
+        assert policy.is_exempt(gate, view_name)

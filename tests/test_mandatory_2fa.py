@@ -6,7 +6,6 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
 from clinics.models import Clinic
 from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
 from tests.conftest import next_code, setup_device, totp_for
 
@@ -99,8 +99,8 @@ def test_turning_2fa_off_with_a_current_code(client, staff, enrol, login):
     html = response.content.decode()
     assert "Two-factor authentication is now off for your account." in html
     assert "Not set up</strong>" in two_factor_section(response)
-    assert not flows.is_enrolled(staff)
-    assert flows.recovery_codes_left(staff) == 0
+    assert not devices.is_enrolled(staff)
+    assert devices.recovery_codes_left(staff) == 0
     assert AuditEvent.objects.filter(action=AuditEvent.Action.DISABLED_BY_SELF, target=staff).count() == 1
     # This session carries on; the next login needs the password only.
     assert client.get(reverse("home")).status_code == 200
@@ -118,8 +118,8 @@ def test_wrong_code_does_not_turn_2fa_off(client, staff, enrol):
     assert "That code is not valid." in section
     assert '<label for="id_disable_code">Verification Code</label>' in section
     assert 'id="id_disable_code_error"' in section
-    assert flows.is_enrolled(staff)
-    assert flows.recovery_codes_left(staff) == 10
+    assert devices.is_enrolled(staff)
+    assert devices.recovery_codes_left(staff) == 10
 
 
 @pytest.mark.django_db
@@ -129,7 +129,7 @@ def test_missing_or_malformed_code_does_not_turn_2fa_off(client, staff, enrol, c
     response = client.post(DISABLE, {"code": code})
     assert response.status_code == 200
     assert 'class="field field-error"' in two_factor_section(response)
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 @pytest.mark.django_db
@@ -137,8 +137,8 @@ def test_a_recovery_code_does_not_turn_2fa_off(client, staff, enrol):
     _, codes = enrol(staff)
     response = client.post(DISABLE, {"code": codes[0]})
     assert response.status_code == 200
-    assert flows.is_enrolled(staff)
-    assert flows.recovery_codes_left(staff) == 10
+    assert devices.is_enrolled(staff)
+    assert devices.recovery_codes_left(staff) == 10
 
 
 @pytest.mark.django_db
@@ -151,14 +151,14 @@ def test_the_code_used_to_enable_cannot_disable(client, staff):
     response = client.post(DISABLE, {"code": used})
     assert response.status_code == 200
     assert "already been used" in response.content.decode()
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 @pytest.mark.django_db
 def test_disable_is_post_only(client, staff, enrol):
     enrol(staff)
     assert client.get(DISABLE).status_code == 405
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 @pytest.mark.django_db
@@ -175,8 +175,8 @@ def test_mandatory_2fa_refuses_self_disable_and_says_only_an_admin_can_reset(cli
     html = response.content.decode()
     assert f"Your clinic requires two-factor authentication. {ONLY_ADMIN}" in html
     assert 'class="message message-error"' in html
-    assert flows.is_enrolled(staff)
-    assert flows.recovery_codes_left(staff) == 10
+    assert devices.is_enrolled(staff)
+    assert devices.recovery_codes_left(staff) == 10
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DISABLED_BY_SELF).exists()
 
 
@@ -185,6 +185,6 @@ def test_enabling_again_after_turning_off_uses_a_new_secret(client, staff, enrol
     device, _ = enrol(staff)
     old_key = device.bin_key
     client.post(DISABLE, {"code": next_code(device)})
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)
     client.get(reverse("two_factor_setup"))
     assert setup_device(client).bin_key != old_key

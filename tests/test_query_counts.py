@@ -6,7 +6,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import services
+from clinic_auth.twofactor import session as twofa_session
 
 TWO_FACTOR_MIDDLEWARE = "clinic_auth.twofactor.middleware.TwoFactorMiddleware"
 PAGES = [
@@ -41,7 +42,7 @@ def verified(client, clinic, clinic_admin, enrol):
     clinic.mandatory_2fa = True
     clinic.save()
     enrol(clinic_admin)
-    assert client.session[flows.STATE_KEY]["gate"] == "verified"
+    assert client.session[twofa_session.STATE_KEY]["gate"] == "verified"
     return client
 
 
@@ -76,7 +77,7 @@ def test_the_count_does_notice_the_gate_being_decided_again(verified, clinic_adm
     settings.MIDDLEWARE = original
     client = client_for(verified)
     assert count_queries(client, url, gated=True) == without
-    flows._bump_stamp(clinic_admin)
+    services._bump_stamp(clinic_admin)
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     assert len(queries) > without

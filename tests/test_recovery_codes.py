@@ -7,7 +7,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import RecoveryCode
 from tests.conftest import setup_device, totp_for
 
@@ -57,7 +58,7 @@ def test_enabling_shows_ten_distinct_codes_once(client, staff, enrolled):
     _, codes = enrolled
     assert len(codes) == 10 and len(set(codes)) == 10
     assert all(CODE_FORMAT.fullmatch(code) for code in codes)
-    assert flows.recovery_codes_left(staff) == 10
+    assert devices.recovery_codes_left(staff) == 10
     # Never shown again: not on the profile, and the set-up page is closed now.
     profile = client.get(reverse("profile")).content.decode()
     assert not any(code in profile for code in codes)
@@ -106,7 +107,7 @@ def test_recovery_code_in_the_verification_code_field_works_once(client, staff, 
     assert response.redirect_chain[-1][0] == reverse("home")
     assert response.status_code == 200
     assert "You used a recovery code. 9 recovery codes left." in response.content.decode()
-    assert flows.recovery_codes_left(staff) == 9
+    assert devices.recovery_codes_left(staff) == 9
     assert profile_count_text(client) == "9 of 10 recovery codes left."
 
     client.post(reverse("logout"))
@@ -115,7 +116,7 @@ def test_recovery_code_in_the_verification_code_field_works_once(client, staff, 
     assert response.status_code == 200
     assert "That code is not valid." in response.content.decode()
     assert client.get(reverse("home")).url.startswith(CHALLENGE)
-    assert flows.recovery_codes_left(staff) == 9
+    assert devices.recovery_codes_left(staff) == 9
 
 
 @pytest.mark.django_db
@@ -143,7 +144,7 @@ def test_recovery_code_may_be_typed_in_lower_case_without_the_dash(client, staff
     _, codes = pending
     typed = codes[1].replace("-", " ").lower()
     assert client.post(CHALLENGE, {"code": typed}).status_code == 302
-    assert flows.recovery_codes_left(staff) == 9
+    assert devices.recovery_codes_left(staff) == 9
 
 
 @pytest.mark.django_db
@@ -153,8 +154,8 @@ def test_wrong_recovery_code_is_refused_and_uses_up_nothing(client, staff, pendi
     response = client.post(CHALLENGE, {"code": wrong, "method": "recovery"})
     assert response.status_code == 200
     assert 'class="field field-error"' in response.content.decode()
-    assert flows.recovery_codes_left(staff) == 10
-    assert flows.VERIFIED_KEY not in client.session
+    assert devices.recovery_codes_left(staff) == 10
+    assert twofa_session.VERIFIED_KEY not in client.session
 
 
 @pytest.mark.django_db
@@ -179,8 +180,8 @@ def test_regenerating_replaces_the_codes_and_the_old_ones_stop_working(client, s
     assert "New recovery codes created. Your old codes no longer work." in response.content.decode()
     new = shown_codes(response)
     assert len(new) == 10 and not set(new) & set(old)
-    assert flows.recovery_codes_left(staff) == 10
-    assert flows.confirmed_totp_device(staff) == device  # the app keeps working
+    assert devices.recovery_codes_left(staff) == 10
+    assert devices.confirmed_totp_device(staff) == device  # the app keeps working
 
     client.post(reverse("logout"))
     login(staff)
@@ -227,8 +228,8 @@ def test_wrong_recovery_code_then_immediate_right_one_is_throttled(client, staff
     response = client.post(CHALLENGE, {"code": codes[0]})
     assert response.status_code == 200
     assert "Too many incorrect codes" in response.content.decode()
-    assert flows.recovery_codes_left(staff) == 10
-    assert flows.VERIFIED_KEY not in client.session
+    assert devices.recovery_codes_left(staff) == 10
+    assert twofa_session.VERIFIED_KEY not in client.session
 
 
 @pytest.mark.django_db

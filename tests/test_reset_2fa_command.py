@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
 from users.models import User
 
@@ -49,8 +49,8 @@ def test_reset_removes_2fa_ends_sessions_audits_and_says_so(
         "Two-factor authentication reset for lost.phone (removed: authenticator app; 10 recovery codes); "
         "all their sessions have ended.\n"
     )
-    assert not flows.is_enrolled(member)
-    assert flows.recovery_device(member) is None
+    assert not devices.is_enrolled(member)
+    assert devices.recovery_device(member) is None
     ended = member_client.get(reverse("home"))
     assert ended.status_code == 302 and ended.url.startswith(reverse("login"))
     (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.DISABLED_BY_OPERATOR)
@@ -88,7 +88,7 @@ def test_unknown_user_is_a_command_error(member):
 def test_username_must_match_exactly(member, member_client):
     with pytest.raises(CommandError):
         reset("LOST.PHONE")
-    assert flows.is_enrolled(member)
+    assert devices.is_enrolled(member)
 
 
 # --- as the operator runs it: a separate process and its exit status -------
@@ -97,10 +97,10 @@ def test_username_must_match_exactly(member, member_client):
 SET_UP_ENROLLED_USER = """
 from clinics.models import Clinic
 from users.models import User
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices, services
 
 user = User.objects.create_user("lost.phone", clinic=Clinic.objects.create(name="Operator Clinic"))
-device = flows.totp_setup_begin(user=user)
+device = services.totp_setup_begin(user=user)
 device.confirmed = True
 device.save()
 """
@@ -148,7 +148,7 @@ def test_a_real_reset_exits_zero(tmp_path, database_env):
         f"select actor_id, target_username from {AuditEvent._meta.db_table} where action = ?",
         [AuditEvent.Action.DISABLED_BY_OPERATOR.value],
     ).fetchall()
-    devices_left = copy.execute(f"select count(*) from {flows.EncryptedTOTPDevice._meta.db_table}").fetchone()
+    devices_left = copy.execute(f"select count(*) from {devices.EncryptedTOTPDevice._meta.db_table}").fetchone()
     copy.close()
     assert audit_rows == [(None, "lost.phone")]
     assert devices_left == (0,)

@@ -15,9 +15,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from clinic_auth.twofactor import flows
-from clinic_auth.twofactor.middleware import LAST_SEEN_KEY
+from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
+from clinic_auth.twofactor.session import LAST_SEEN_KEY
 from tests.conftest import PASSWORD, next_code
 from users import login_throttle
 from users.models import LoginThrottle
@@ -324,7 +324,7 @@ def test_logout_flushes_the_session(client, staff, enrol):
 def test_half_logged_in_state_expires_after_ten_minutes(client, enrolled_pending, settings):
     device, _ = enrolled_pending
     session = client.session
-    session[flows.PENDING_SINCE_KEY] = int(time.time()) - settings.CLINICAUTH_PENDING_LOGIN_TIMEOUT - 1
+    session[twofa_session.PENDING_SINCE_KEY] = int(time.time()) - settings.CLINICAUTH_PENDING_LOGIN_TIMEOUT - 1
     session.save()
     response = challenge(client, next_code(device), follow=True)
     assert "took too long" in response.content.decode()
@@ -348,7 +348,7 @@ def test_session_ends_after_twelve_hours_even_when_active(client, staff, setting
     client.force_login(staff)
     client.get(reverse("home"))
     session = client.session
-    session[flows.LOGIN_AT_KEY] = int(time.time()) - settings.SESSION_ABSOLUTE_TIMEOUT - 1
+    session[twofa_session.LOGIN_AT_KEY] = int(time.time()) - settings.SESSION_ABSOLUTE_TIMEOUT - 1
     session.save()
     assert client.get(reverse("home")).status_code == 302
     assert settings.SESSION_IDLE_TIMEOUT == 30 * 60 and settings.SESSION_ABSOLUTE_TIMEOUT == 12 * 60 * 60

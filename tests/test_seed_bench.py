@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth.hashers import check_password
 from django.core.management import call_command
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from clinics.models import Clinic
 from tests.conftest import totp_for
 from users.models import User
@@ -24,14 +24,14 @@ def test_seeds_clinics_with_half_enrolled_users_and_one_admin_each():
         assert [m.username for m in members if m.role == User.Role.CLINIC_ADMIN] == [
             f"bench-c{clinic.name[-3:]}-admin"
         ]
-        assert sum(flows.is_enrolled(m) for m in members) == 5
+        assert sum(devices.is_enrolled(m) for m in members) == 5
 
 
 def test_seeded_accounts_log_in_with_the_password_and_a_code(client):
     call_command("seed_bench", clinics=1, staff=4, password="bench-password-1")
     user = User.objects.get(username="bench-c001-u000002")
     assert check_password("bench-password-1", user.password)
-    device = flows.confirmed_totp_device(user)
+    device = devices.confirmed_totp_device(user)
 
     response = client.post("/accounts/login/", {"username": user.username, "password": "bench-password-1"})
     assert response.status_code == 302

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from clinics.models import Clinic
 from users.models import User
 
@@ -77,8 +77,8 @@ def test_running_again_keeps_existing_2fa(enrol, client):
     staff = User.objects.get(username="demo-staff")
     enrol(staff)
     seed()
-    assert flows.is_enrolled(staff)
-    assert flows.recovery_codes_left(staff) == 10
+    assert devices.is_enrolled(staff)
+    assert devices.recovery_codes_left(staff) == 10
 
 
 @pytest.mark.django_db

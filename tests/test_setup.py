@@ -11,7 +11,8 @@ import zxingcpp
 from django.urls import reverse
 from PIL import Image
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent
 from tests.conftest import next_code, setup_device, totp_for
 
@@ -148,8 +149,8 @@ def test_correct_code_confirms_shows_success_and_verifies_the_session(on_setup, 
     assert 'class="message message-success"' in html
     device.refresh_from_db()
     assert device.confirmed
-    assert flows.confirmed_totp_device(staff) == device
-    assert on_setup.session[flows.VERIFIED_KEY] is True
+    assert devices.confirmed_totp_device(staff) == device
+    assert on_setup.session[twofa_session.VERIFIED_KEY] is True
     # The session that enabled 2FA is not sent to the challenge.
     assert on_setup.get(reverse("home")).status_code == 200
     profile = on_setup.get(reverse("profile")).content.decode()
@@ -185,12 +186,12 @@ def test_expired_or_future_code_confirms_nothing(on_setup, staff, offset_steps):
     assert SETUP_ERROR in response.content.decode()
     device.refresh_from_db()
     assert not device.confirmed
-    assert not flows.is_enrolled(staff)
-    assert flows.recovery_codes_left(staff) == 0
+    assert not devices.is_enrolled(staff)
+    assert devices.recovery_codes_left(staff) == 0
     # The page is shown again with the same secret, so the user can simply retry.
     assert manual_key(response) == manual_key(first)
     assert on_setup.post(SETUP, {"code": totp_for(device)}).status_code == 302
-    assert flows.is_enrolled(staff)
+    assert devices.is_enrolled(staff)
 
 
 @pytest.mark.django_db
@@ -202,8 +203,8 @@ def test_wrong_code_confirms_nothing(on_setup, staff):
     response = on_setup.post(SETUP, {"code": wrong})
     assert response.status_code == 200
     assert SETUP_ERROR in response.content.decode()
-    assert not flows.is_enrolled(staff)
-    assert flows.VERIFIED_KEY not in on_setup.session
+    assert not devices.is_enrolled(staff)
+    assert twofa_session.VERIFIED_KEY not in on_setup.session
 
 
 @pytest.mark.django_db
@@ -215,8 +216,8 @@ def test_setup_page_of_an_enrolled_user_goes_back_to_the_profile(client, staff, 
     # Posting a code again neither replaces the device nor issues new recovery codes.
     response = client.post(SETUP, {"code": next_code(device)})
     assert response.status_code == 302 and response.url == reverse("profile")
-    assert flows.confirmed_totp_device(staff) == device
-    assert flows.recovery_codes_left(staff) == 10
+    assert devices.confirmed_totp_device(staff) == device
+    assert devices.recovery_codes_left(staff) == 10
 
 
 @pytest.mark.django_db
@@ -238,4 +239,4 @@ def test_wrong_code_then_immediate_right_code_is_throttled_at_setup(on_setup, st
     response = on_setup.post(SETUP, {"code": totp_for(device)})
     assert response.status_code == 200
     assert "Too many incorrect codes" in response.content.decode()
-    assert not flows.is_enrolled(staff)
+    assert not devices.is_enrolled(staff)

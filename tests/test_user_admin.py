@@ -8,7 +8,7 @@ from django.test import Client
 from django.test.html import Element, parse_html
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from users.models import User
 
 # --- reading pages --------------------------------------------------------
@@ -326,7 +326,7 @@ def test_admin_of_another_clinic_gets_404_for_every_id_outside_their_clinic(
         for url in member_urls(pk):
             assert client.get(url).status_code == 404, url
         assert client.post(reverse("user_disable_2fa", args=[pk])).status_code == 404
-    assert flows.is_enrolled(member)
+    assert devices.is_enrolled(member)
 
 
 def test_admin_of_another_clinic_never_sees_this_clinics_users_in_the_list(client, other_clinic_admin, staff):

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
 from users.models import User
 
@@ -23,9 +23,9 @@ def messages_of(response) -> list[str]:
 
 def has_no_2fa_left(user: User) -> bool:
     return (
-        not flows.is_enrolled(user)
-        and flows.recovery_device(user) is None
-        and flows.recovery_codes_left(user) == 0
+        not devices.is_enrolled(user)
+        and devices.recovery_device(user) is None
+        and devices.recovery_codes_left(user) == 0
     )
 
 
@@ -61,8 +61,8 @@ def test_get_shows_a_confirm_page_and_never_disables(admin_client, member, membe
         assert "csrfmiddlewaretoken" in body
         assert "Disable Two-Factor Authentication</button>" in body
         assert f'href="{reverse("user_detail", args=[member.pk])}">Cancel</a>' in body
-    assert flows.is_enrolled(member)
-    assert flows.recovery_codes_left(member) == 10
+    assert devices.is_enrolled(member)
+    assert devices.recovery_codes_left(member) == 10
     assert member_client.get(reverse("home")).status_code == 200
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.DISABLED_BY_ADMIN).exists()
 
@@ -75,7 +75,7 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(clinic_admin, member
 
     assert strict.post(disable_url(member)).status_code == 403
     assert strict.post(disable_url(member), {"csrfmiddlewaretoken": "x" * 64}).status_code == 403
-    assert flows.is_enrolled(member)
+    assert devices.is_enrolled(member)
 
     token = CSRF_INPUT.search(confirm.content.decode()).group(1)
     response = strict.post(disable_url(member), {"csrfmiddlewaretoken": token})
@@ -180,7 +180,7 @@ def test_an_admin_cannot_disable_their_own_2fa_here(admin_client, clinic_admin):
     ):
         assert response.redirect_chain == [(reverse("user_detail", args=[clinic_admin.pk]), 302)]
         assert messages_of(response) == [refused]
-    assert flows.is_enrolled(clinic_admin)
+    assert devices.is_enrolled(clinic_admin)
     assert admin_client.get(reverse("user_list")).status_code == 200
 
 
@@ -203,7 +203,7 @@ def test_staff_cannot_disable_anyone(member, member_client, user_factory):
 
     assert staff_client.get(disable_url(member)).status_code == 403
     assert staff_client.post(disable_url(member)).status_code == 403
-    assert flows.is_enrolled(member)
+    assert devices.is_enrolled(member)
     assert member_client.get(reverse("home")).status_code == 200
 
 
@@ -214,5 +214,5 @@ def test_admin_of_another_clinic_cannot_disable(member, member_client, clinic_fa
 
     assert outsider_client.get(disable_url(member)).status_code == 404
     assert outsider_client.post(disable_url(member)).status_code == 404
-    assert flows.is_enrolled(member)
+    assert devices.is_enrolled(member)
     assert member_client.get(reverse("home")).status_code == 200

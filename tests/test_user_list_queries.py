@@ -6,7 +6,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import services
 from users.models import User
 
 # Today: list 6 (session, user, clinic, page count, 2FA counts, one page of users),
@@ -29,7 +29,7 @@ def add_members(clinic, count: int) -> list[User]:
         )
         for n in range(start, start + count)
     )
-    devices = [flows.totp_setup_begin(user=member) for member in members[::2]]
+    devices = [services.totp_setup_begin(user=member) for member in members[::2]]
     if devices:
         type(devices[0]).objects.filter(pk__in=[d.pk for d in devices]).update(confirmed=True)
     return members

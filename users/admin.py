@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from clinic_auth.twofactor import events, flows
+from clinic_auth.twofactor import services
+from clinic_auth.twofactor.events import client_ip
 from clinic_auth.twofactor.models import AuditEvent
 
 from .models import User
@@ -19,16 +20,16 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description="Reset two-factor authentication (authenticators, set-ups in progress, lockouts)")
     def reset_two_factor(self, request, queryset):
         for user in queryset:
-            removed = flows.twofa_reset(
+            removed = services.twofa_reset(
                 user=user,
                 actor=request.user,
                 action=AuditEvent.Action.DISABLED_BY_OPERATOR,
-                ip_address=events.client_ip(request),
+                ip_address=client_ip(request),
             )
             if removed.anything_to_reset:
                 self.message_user(
                     request,
-                    f"{user.username}: removed {flows.describe_state(removed)}; all their sessions have ended.",
+                    f"{user.username}: removed {removed.describe()}; all their sessions have ended.",
                     messages.SUCCESS,
                 )
             else:

@@ -36,6 +36,10 @@ class User(AbstractUser):
             models.Index(fields=["clinic", "last_name", "first_name"], name="user_clinic_name_idx"),
         ]
 
+    def rotate_session_nonce(self) -> None:
+        """Ends every session of this user once saved (see get_session_auth_hash)."""
+        self.session_nonce = new_session_nonce()
+
     @property
     def is_clinic_admin(self) -> bool:
         return self.role == self.Role.CLINIC_ADMIN and self.clinic_id is not None

@@ -1,8 +1,8 @@
 """Read-only queries for the clinic's user pages; each costs a fixed number of queries."""
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 
-from clinic_auth.twofactor.models import EncryptedTOTPDevice
+from clinic_auth.twofactor import devices
 from clinics.models import Clinic
 
 from .models import User
@@ -19,12 +19,8 @@ def clinic_users(clinic: Clinic) -> QuerySet[User]:
     return User.objects.filter(clinic=clinic)
 
 
-def _confirmed_totp():
-    return EncryptedTOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
-
-
 def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySet[User]:
-    users = clinic_users(clinic).annotate(has_2fa=Exists(_confirmed_totp()))
+    users = clinic_users(clinic).annotate(has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField()))
     # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
         users = users.filter(
@@ -39,6 +35,6 @@ def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySe
 def enrolment_counts(clinic: Clinic) -> dict[str, int]:
     counts = clinic_users(clinic).aggregate(
         total=Count("pk"),
-        enrolled=Count("pk", filter=Q(Exists(_confirmed_totp()))),
+        enrolled=Count("pk", filter=devices.enrolled_q()),
     )
     return counts

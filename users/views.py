@@ -1,36 +1,80 @@
 from django.contrib import messages
-from django.contrib.auth.views import PasswordChangeView
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import LoginView, LogoutView, PasswordChangeView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.views import View
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 
-from clinic_auth.twofactor import events, flows
+from clinic_auth.redirects import is_safe_next
+from clinic_auth.twofactor import devices, policy, services, session, texts
+from clinic_auth.twofactor.events import client_ip
 from clinic_auth.twofactor.forms import TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 
 from . import selectors
-from .forms import UserSearchForm
+from .forms import LoginForm, UserSearchForm
 from .models import User
 
 USERS_PER_PAGE = 50
 
 
+class ClinicLoginView(LoginView):
+    form_class = LoginForm
+    template_name = "twofactor/login.html"
+    redirect_authenticated_user = True
+
+    def get_redirect_url(self):
+        # A `next` naming this very page makes Django raise a redirect-loop error (a 500).
+        url = super().get_redirect_url()
+        if not is_safe_next(url, self.request) or url == self.request.path:
+            return ""
+        return url
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        session.start_login(self.request)
+        return response
+
+
+@method_decorator(login_not_required, name="dispatch")
+class ClinicLogoutView(LogoutView):
+    pass
+
+
+@login_not_required
+def admin_login(request):
+    """Stands in for the admin's own password-only login form, which would skip the code.
+
+    Someone signed in who is not an operator gets a 403 here: sending them to our
+    login page would bounce them straight back to /admin/, for ever.
+    """
+    if request.user.is_authenticated:
+        raise PermissionDenied(texts.message("admin_site_operators_only"))
+    next_url = request.GET.get("next", "")
+    target = reverse("login")
+    if is_safe_next(next_url, request):
+        target = f"{target}?{urlencode({'next': next_url})}"
+    return HttpResponseRedirect(target)
+
+
 def home(request):
-    return render(request, "users/home.html", {"enrolled": flows.is_enrolled(request.user)})
+    return render(request, "users/home.html", {"enrolled": devices.is_enrolled(request.user)})
 
 
 def render_profile(request, *, disable_form=None):
     user = request.user
-    enrolled = flows.is_enrolled(user)
+    enrolled = devices.is_enrolled(user)
     context = {
         "enrolled": enrolled,
-        "required_by_clinic": flows.two_factor_required(user),
-        "recovery_codes_left": flows.recovery_codes_left(user) if enrolled else 0,
+        "required_by_clinic": policy.two_factor_required(user),
+        "recovery_codes_left": devices.recovery_codes_left(user) if enrolled else 0,
         "disable_form": disable_form or TOTPCodeForm(auto_id="id_disable_%s"),
     }
     return render(request, "users/profile.html", context)
@@ -42,6 +86,33 @@ class ProfileView(View):
         return render_profile(request)
 
 
+@method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
+class DisableOwn2FAView(View):
+    """Turn 2FA off for yourself, after a current code, unless the clinic requires it."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        user = request.user
+        if not policy.can_disable_own_2fa(user):
+            messages.error(request, texts.message("disable_refused_mandatory"))
+            return redirect("profile")
+        # Same ids as the profile's own form, so the label and error stay tied to the field.
+        form = TOTPCodeForm(request.POST, auto_id="id_disable_%s")
+        if form.is_valid():
+            ip_address = client_ip(request)
+            try:
+                services.code_verify(user=user, kind="totp", token=form.cleaned_data["code"], ip_address=ip_address)
+            except services.CodeRefused as refused:
+                form.add_error("code", texts.code_refused(refused))
+            else:
+                services.twofa_reset(user=user, actor=user, action=AuditEvent.Action.DISABLED_BY_SELF, ip_address=ip_address)
+                session.keep_after_own_reset(request)
+                messages.success(request, texts.message("disabled_self"))
+                return redirect("profile")
+        return render_profile(request, disable_form=form)
+
+
 class ChangePasswordView(PasswordChangeView):
     """Django's view: it keeps this session and, by changing the hash, ends every other one."""
 
@@ -50,7 +121,7 @@ class ChangePasswordView(PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        messages.success(self.request, "Your password has been changed. You have been signed out everywhere else.")
+        messages.success(self.request, texts.message("password_changed"))
         return response
 
 
@@ -59,7 +130,7 @@ class ClinicAdminRequiredMixin:
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_clinic_admin:
-            raise PermissionDenied("Only clinic administrators can manage users.")
+            raise PermissionDenied(texts.message("clinic_admins_only"))
         return super().dispatch(request, *args, **kwargs)
 
     def clinic_user(self, pk: int) -> User:
@@ -91,7 +162,7 @@ class UserListView(ClinicAdminRequiredMixin, View):
 class UserDetailView(ClinicAdminRequiredMixin, View):
     def get(self, request, pk: int):
         member = self.clinic_user(pk)
-        state = flows.twofa_state(member)
+        state = devices.twofa_state(member)
         context = {
             "member": member,
             "enrolled": state.enrolled,
@@ -108,11 +179,11 @@ class UserDisable2FAView(ClinicAdminRequiredMixin, View):
     def get(self, request, pk: int):
         member = self.clinic_user(pk)
         if member.pk == request.user.pk:
-            messages.error(request, events.message("disable_own_refused"))
+            messages.error(request, texts.message("disable_own_refused"))
             return redirect("user_detail", pk=member.pk)
-        state = flows.twofa_state(member)
+        state = devices.twofa_state(member)
         if not state.anything_to_reset:
-            messages.info(request, events.message("user_has_no_2fa", name=member.display_name))
+            messages.info(request, texts.message("user_has_no_2fa", name=member.display_name))
             return redirect("user_detail", pk=member.pk)
         context = {"member": member, "twofa": state, "mandatory": request.user.clinic.mandatory_2fa}
         return render(request, "users/user_disable_confirm.html", context)
@@ -120,18 +191,18 @@ class UserDisable2FAView(ClinicAdminRequiredMixin, View):
     def post(self, request, pk: int):
         member = self.clinic_user(pk)
         if member.pk == request.user.pk:
-            messages.error(request, events.message("disable_own_refused"))
+            messages.error(request, texts.message("disable_own_refused"))
             return redirect("user_detail", pk=member.pk)
-        removed = flows.twofa_reset(
+        removed = services.twofa_reset(
             user=member,
             actor=request.user,
             action=AuditEvent.Action.DISABLED_BY_ADMIN,
-            ip_address=events.client_ip(request),
+            ip_address=client_ip(request),
         )
         if not removed.anything_to_reset:
-            messages.info(request, events.message("user_has_no_2fa", name=member.display_name))
+            messages.info(request, texts.message("user_has_no_2fa", name=member.display_name))
         else:
-            messages.success(request, events.message("user_2fa_disabled", name=member.display_name))
+            messages.success(request, texts.message("user_2fa_disabled", name=member.display_name))
             if request.user.clinic.mandatory_2fa:
-                messages.info(request, events.message("user_2fa_disabled_mandatory", name=member.display_name))
+                messages.info(request, texts.message("user_2fa_disabled_mandatory", name=member.display_name))
         return redirect("user_detail", pk=member.pk)

@@ -1,4 +1,4 @@
-"""What 2FA tells people: user-facing messages, the audit trail and security emails."""
+"""The audit trail and the security e-mails (the words on screen are in texts.py)."""
 
 from __future__ import annotations
 
@@ -15,34 +15,6 @@ from django.utils import timezone
 from .models import AuditEvent
 
 logger = logging.getLogger(__name__)
-
-MESSAGES = {
-    "code_invalid": "That code is not valid. Check your authenticator app and try again.",
-    "code_replayed": "That code has already been used. Wait for the next code in your app.",
-    "code_locked": "Too many incorrect codes. Try again in {seconds} {unit}.",
-    "code_locked_minutes": "Too many incorrect codes. Code entry is locked for {minutes} minutes.",
-    "code_hard_locked": "Too many incorrect codes. Code entry is locked: ask your clinic administrator to reset your two-factor authentication.",
-    "setup_code_invalid": "That code did not match. Scan the QR code again or check the time on your phone, then enter the new code.",
-    "setup_expired": "Your set-up expired, so this page now shows a new QR code. Remove the old ClinicAuth entry from your authenticator app, then scan the new code.",
-    "setup_superseded": "Two-factor authentication was just set up for your account in another window, so this set-up was cancelled. If that wasn't you, ask your clinic administrator to reset your two-factor authentication.",
-    "codes_already_shown": "These recovery codes were already shown once and cannot be shown again.",
-    "login_expired": "Your sign-in took too long. Log in again.",
-    "enabled": "2FA is now active: two-factor authentication is enabled for your account.",
-    "already_enabled": "Two-factor authentication is already active on your account.",
-    "disabled_self": "Two-factor authentication is now off for your account.",
-    "disable_refused_mandatory": "Your clinic requires two-factor authentication. Only a clinic administrator can reset it.",
-    "recovery_regenerated": "New recovery codes created. Your old codes no longer work.",
-    "clinic_saved": "Clinic settings saved.",
-    "user_2fa_disabled": "Two-factor authentication is now disabled for {name}. They have been signed out everywhere.",
-    "user_2fa_disabled_mandatory": "{name} will be asked to set up two-factor authentication again at their next login.",
-    "user_has_no_2fa": "{name} does not have two-factor authentication set up, so there is nothing to disable.",
-    "disable_own_refused": "You cannot disable your own two-factor authentication here. Use My Profile instead.",
-    "session_expired": "Your session has ended. Log in again.",
-}
-
-
-def message(key: str, **kwargs) -> str:
-    return MESSAGES[key].format(**kwargs)
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -66,12 +38,11 @@ def record(
     *,
     actor,
     target,
-    request: HttpRequest | None,
     ip_address: str | None = None,
     clinic=None,
     detail: str = "",
 ) -> AuditEvent:
-    """Write one audit row; the address comes from the request, or from services that never see one."""
+    """Write one audit row (services pass the client address; they never see the request)."""
     if clinic is None:
         clinic_id = getattr(target, "clinic_id", None) or getattr(actor, "clinic_id", None)
     else:
@@ -83,7 +54,7 @@ def record(
         actor_username=getattr(actor, "username", "") or "",
         target_username=getattr(target, "username", "") or "",
         clinic_id=clinic_id,
-        ip_address=client_ip(request) if request is not None else ip_address,
+        ip_address=ip_address,
         detail=detail,
     )
 

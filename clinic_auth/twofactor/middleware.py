@@ -1,5 +1,3 @@
-import time
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -8,11 +6,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from . import events, flows
-
-LAST_SEEN_KEY = "clinicauth_last_seen"
-LOGIN_AT_KEY = flows.LOGIN_AT_KEY
-LAST_SEEN_WRITE_INTERVAL = 60
+from . import policy, session, texts
+from .policy import Gate
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -21,51 +16,40 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 class SessionTimeoutMiddleware:
-    """End sessions after SESSION_IDLE_TIMEOUT idle or SESSION_ABSOLUTE_TIMEOUT in all.
-
-    The last-seen time is written at most once a minute, so a busy user does not
-    cost a session write per request.
-    """
+    """End sessions after SESSION_IDLE_TIMEOUT idle or SESSION_ABSOLUTE_TIMEOUT in all."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated:
-            now = int(time.time())
-            session = request.session
-            login_at = session.setdefault(LOGIN_AT_KEY, now)
-            last_seen = session.get(LAST_SEEN_KEY, now)
-            if now - last_seen > settings.SESSION_IDLE_TIMEOUT or now - login_at > settings.SESSION_ABSOLUTE_TIMEOUT:
-                logout(request)
-                messages.info(request, events.message("session_expired"))
-                return redirect(settings.LOGIN_URL)
-            if now - session.get(LAST_SEEN_KEY, 0) >= LAST_SEEN_WRITE_INTERVAL:
-                session[LAST_SEEN_KEY] = now
+        if request.user.is_authenticated and session.timed_out_else_touch(request):
+            logout(request)
+            messages.info(request, texts.message("session_expired"))
+            return redirect(settings.LOGIN_URL)
         return self.get_response(request)
 
 
 class TwoFactorMiddleware:
     """Per request: allow, send to the code challenge, or send to 2FA set-up.
 
-    The decision itself lives in flows; this only turns it into a response.
+    The decision itself lives in policy and the session adapter; this only turns it into a response.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        gate = flows.request_gate(request)
+        gate = session.request_gate(request)
         request.twofa_gate = gate
-        if gate in flows.ALLOWED_GATES:
+        if gate in policy.ALLOWED_GATES:
             return self.get_response(request)
-        if flows.is_exempt(gate, flows.view_name_for_path(request.path_info)):
+        if policy.is_exempt(gate, policy.view_name_for_path(request.path_info)):
             return self.get_response(request)
-        target = reverse(flows.GATE_VIEW_NAME[gate])
+        target = reverse(policy.GATE_VIEW_NAME[gate])
         if wants_json(request):
             return JsonResponse(
                 {
-                    "error": "two_factor_required" if gate == flows.Gate.CHALLENGE else "two_factor_setup_required",
+                    "error": "two_factor_required" if gate == Gate.CHALLENGE else "two_factor_setup_required",
                     "redirect": target,
                 },
                 status=403,

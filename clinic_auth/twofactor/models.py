@@ -114,11 +114,22 @@ class EncryptedTOTPDevice(TimestampMixin, LockoutThrottlingMixin, Device):
         return False
 
     @property
+    def issuer(self) -> str:
+        """Issuer shown in authenticator apps: the product plus the clinic."""
+        clinic = self.user.clinic
+        product = settings.CLINICAUTH_PRODUCT_NAME
+        return f"{product} ({clinic.name})" if clinic else product
+
+    @property
+    def manual_entry_key(self) -> str:
+        """The base32 secret in groups of four, as authenticator apps expect it typed."""
+        secret = b32encode(self.bin_key).decode().rstrip("=")
+        return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+    @property
     def config_url(self) -> str:
         """The otpauth:// key URI that Google Authenticator, Microsoft Authenticator and Authy accept."""
-        from .flows import totp_issuer
-
-        issuer = totp_issuer(self).replace(":", "")
+        issuer = self.issuer.replace(":", "")
         label = f"{issuer}:{self.user.get_username()}"
         params = urlencode(
             {

@@ -117,7 +117,7 @@ class Deployment:
         table, device_id = self.shell(
             f"""
             user = User.objects.get(username={username!r})
-            device = flows.confirmed_totp_device(user) if {kind!r} == "totp" else flows.recovery_device(user)
+            device = devices.confirmed_totp_device(user) if {kind!r} == "totp" else devices.recovery_device(user)
             print(json.dumps([device._meta.db_table, device.pk]))
             """
         )
@@ -165,7 +165,7 @@ def install_evaluation_probe(env: dict) -> None:
 
 def django_shell(env: dict, code: str):
     """Run code in `manage.py shell -c` against the deployment's database; it prints one JSON line."""
-    prelude = "import json\nfrom clinic_auth.twofactor import flows\nfrom users.models import User\n"
+    prelude = "import json\nfrom clinic_auth.twofactor import devices\nfrom users.models import User\n"
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", prelude + textwrap.dedent(code)],
         cwd=PROJECT_ROOT,

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from clinic_auth.twofactor.forms import LoginForm
 from tests.concurrency.harness import WORKERS, Browser, Response
 from users import login_throttle
+from users.forms import LoginForm
 
 pytestmark = pytest.mark.concurrency
 
@@ -83,7 +83,7 @@ def wait_out_throttle(deployment, username: str, kind: str) -> None:
     count = deployment.shell(
         f"""
         user = User.objects.get(username={username!r})
-        device = flows.confirmed_totp_device(user) if {kind!r} == "totp" else flows.recovery_device(user)
+        device = devices.confirmed_totp_device(user) if {kind!r} == "totp" else devices.recovery_device(user)
         print(json.dumps(device.throttling_failure_count))
         """
     )
@@ -95,7 +95,7 @@ def unused_code(deployment, username: str) -> str:
     """A code the device accepts now: in its window (now + drift ± 1 step) and later than last_t."""
     state = deployment.shell(
         f"""
-        device = flows.confirmed_totp_device(User.objects.get(username={username!r}))
+        device = devices.confirmed_totp_device(User.objects.get(username={username!r}))
         print(json.dumps({{"drift": device.drift, "last_t": device.last_t}}))
         """
     )
@@ -117,7 +117,7 @@ def test_forty_parallel_wrong_guesses_get_no_more_evaluations_than_the_throttle_
     state = deployment.shell(
         """
         from clinic_auth.twofactor.models import AuditEvent
-        device = flows.confirmed_totp_device(User.objects.get(username="guesser"))
+        device = devices.confirmed_totp_device(User.objects.get(username="guesser"))
         print(json.dumps({"failures": device.throttling_failure_count, "last_t": device.last_t}))
         """
     )
@@ -191,7 +191,7 @@ def test_one_recovery_code_from_five_sessions_at_once_works_exactly_once(deploym
 
     left = deployment.shell(
         """
-        print(json.dumps(flows.recovery_codes_left(User.objects.get(username="recoverer"))))
+        print(json.dumps(devices.recovery_codes_left(User.objects.get(username="recoverer"))))
         """
     )
     evaluated = deployment.failed_evaluations(username, "recovery")

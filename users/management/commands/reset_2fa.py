@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from clinic_auth.twofactor import flows
+from clinic_auth.twofactor import policy, services
 from clinic_auth.twofactor.models import AuditEvent
 from users.models import User
 
@@ -28,15 +28,15 @@ class Command(BaseCommand):
             raise CommandError(f"No user called {', '.join(repr(name) for name in unknown)}.")
 
     def reset(self, user: User) -> None:
-        removed = flows.twofa_reset(user=user, actor=None, action=AuditEvent.Action.DISABLED_BY_OPERATOR)
+        removed = services.twofa_reset(user=user, actor=None, action=AuditEvent.Action.DISABLED_BY_OPERATOR)
         if not removed.anything_to_reset:
             self.stdout.write(f"{user.username} has no two-factor authentication set up; nothing changed.")
             return
         self.stdout.write(
             self.style.SUCCESS(
-                f"Two-factor authentication reset for {user.username} (removed: {flows.describe_state(removed)}); "
+                f"Two-factor authentication reset for {user.username} (removed: {removed.describe()}); "
                 "all their sessions have ended."
             )
         )
-        if flows.clinic_requires_2fa(user):
+        if policy.clinic_requires_2fa(user):
             self.stdout.write("Their clinic requires 2FA, so they will set it up again at their next login.")

@@ -51,7 +51,7 @@ LAST_NAMES = [
 def totp_device_model():
     """The model that holds authenticator apps: the one place seeding names it.
 
-    flows.confirmed_totp_device() reads this model; if the device model
+    devices.confirmed_totp_device() reads this model; if the device model
     changes there, change it here.
     """
     from clinic_auth.twofactor.models import EncryptedTOTPDevice

@@ -1,0 +1,266 @@
+"""What changes 2FA state: every write, with all its side effects, and nothing that sees a request.
+
+Each service is keyword-only and atomic, and does its own stamping (so every
+session's cached gate is re-checked), audit record and e-mail (queued on
+commit). Refusals are typed errors; the words for people live in texts.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import devices, events
+from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
+
+RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+RECOVERY_CODE_LENGTH = 10
+# A password-holder could otherwise open set-up in many browsers and pile up rows.
+MAX_LIVE_SETUPS_PER_USER = 5
+
+
+class CodeRefused(Exception):
+    """A code was not accepted."""
+
+
+class CodeInvalid(CodeRefused):
+    """The code did not match (or the user has no authenticator of that kind)."""
+
+
+class CodeReplayed(CodeRefused):
+    """A real code that was already used once."""
+
+
+class CodeLocked(CodeRefused):
+    """Code entry is locked; `until` is None for the lock only a reset clears."""
+
+    def __init__(self, until: datetime | None):
+        super().__init__(until)
+        self.until = until
+
+
+class SetupExpired(Exception):
+    """The set-up this session started is gone: it expired, or another session finished first."""
+
+
+def _lock_user(user) -> None:
+    """Serialise every 2FA change of one account (SQLite: BEGIN IMMEDIATE does it already)."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+
+
+def _bump_stamp(user) -> None:
+    get_user_model().objects.filter(pk=user.pk).update(twofa_stamp=F("twofa_stamp") + 1)
+    user.refresh_from_db(fields=["twofa_stamp"])
+
+
+def _lockout_reason(device) -> CodeLocked | None:
+    allowed, info = device.verify_is_allowed()
+    return None if allowed else CodeLocked((info or {}).get("locked_until"))
+
+
+def _record_if_now_locked(device, *, user, ip_address: str | None) -> None:
+    """Audit the failure that locks code entry (once, not on every later refusal)."""
+    if device.throttling_failure_count == settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
+        events.record(
+            AuditEvent.Action.CODE_THROTTLED,
+            actor=user,
+            target=user,
+            ip_address=ip_address,
+            detail=f"{device.throttling_failure_count} consecutive failed codes",
+        )
+
+
+# --- the second factor ------------------------------------------------------------
+
+
+def code_verify(*, user, kind: str, token: str, ip_address: str | None):
+    """Check a normalised code ("totp" or "recovery"); returns the device that accepted it.
+
+    The pattern of django_otp.verify_token: the device row is found and locked
+    by one query and stays locked for the whole check, so two parallel requests
+    never both pass the throttle or both use one code.
+    Raises CodeInvalid, CodeReplayed or CodeLocked.
+    """
+    model = EncryptedTOTPDevice if kind == "totp" else RecoveryCodeDevice
+    refusal: CodeRefused | None = None
+    with transaction.atomic():
+        device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
+        if device is None:
+            raise CodeInvalid()
+        refusal = _lockout_reason(device)
+        if refusal is None and not device.verify_token(token):
+            if kind == "totp" and device.code_was_used(token):
+                events.record(AuditEvent.Action.CODE_REPLAYED, actor=user, target=user, ip_address=ip_address)
+                refusal = CodeReplayed()
+            else:
+                _record_if_now_locked(device, user=user, ip_address=ip_address)
+                refusal = CodeInvalid()
+        if refusal is None and kind == "recovery":
+            events.record(AuditEvent.Action.RECOVERY_CODE_USED, actor=user, target=user, ip_address=ip_address)
+            events.notify(user, "recovery_code_used", remaining=devices.recovery_codes_left(user))
+    # Raised after the block so the failure count written inside it is kept.
+    if refusal is not None:
+        raise refusal
+    return device
+
+
+def user_record_sign_in(*, user) -> None:
+    """Stamp last_login when sign-in is complete: after the second factor, or after the
+    password where none applies (Django's own receiver, which stamps it at the password
+    step, is disconnected in apps.py)."""
+    now = timezone.now()
+    get_user_model().objects.filter(pk=user.pk).update(last_login=now)
+    user.last_login = now
+
+
+# --- enrolment ----------------------------------------------------------------------
+
+
+def totp_setup_begin(*, user) -> EncryptedTOTPDevice:
+    """A fresh secret for one set-up session; no other session ever sees it.
+
+    Wrong codes at set-up count per account, not per secret: the new device
+    starts with the highest failure count of the user's earlier set-ups, so
+    opening a new browser does not clear a set-up lockout (only a reset does).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_user(user)
+        pending = list(EncryptedTOTPDevice.objects.filter(user=user, confirmed=False).order_by("-created_at", "-pk"))
+        failures = max((d.throttling_failure_count for d in pending), default=0)
+        last_failure = max((d.throttling_failure_timestamp for d in pending if d.throttling_failure_timestamp), default=None)
+        live = [d for d in pending if not devices.setup_is_stale(d, now)]
+        keep = {d.pk for d in live[: MAX_LIVE_SETUPS_PER_USER - 1]}
+        EncryptedTOTPDevice.objects.filter(pk__in=[d.pk for d in pending if d.pk not in keep]).delete()
+        return EncryptedTOTPDevice.objects.create(
+            user=user,
+            name="Authenticator app",
+            confirmed=False,
+            throttling_failure_count=failures,
+            throttling_failure_timestamp=last_failure,
+        )
+
+
+def totp_confirm(*, user, device_id: int | None, token: str, ip_address: str | None) -> tuple[EncryptedTOTPDevice, list[str]]:
+    """Confirm the set-up session's own device with a code from the app; returns it and new recovery codes.
+
+    The user row is locked first, so when two sessions confirm at once exactly
+    one wins; the winner removes every other unconfirmed set-up, and the loser
+    finds its device gone (SetupExpired). The confirming code is consumed
+    (last_t), so it cannot be replayed to log in.
+    Raises SetupExpired, CodeLocked or CodeInvalid.
+    """
+    refusal: CodeRefused | None = None
+    with transaction.atomic():
+        _lock_user(user)
+        device = (
+            EncryptedTOTPDevice.objects.select_for_update()
+            .filter(pk=device_id if isinstance(device_id, int) else None, user=user, confirmed=False)
+            .first()
+        )
+        if device is None or devices.setup_is_stale(device, timezone.now()):
+            raise SetupExpired()
+        refusal = _lockout_reason(device)
+        if refusal is None and not device.verify_token(token):
+            _record_if_now_locked(device, user=user, ip_address=ip_address)
+            refusal = CodeInvalid()
+        if refusal is None:
+            EncryptedTOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            codes = _issue_recovery_codes(user)
+            _bump_stamp(user)
+            events.record(AuditEvent.Action.DEVICE_CONFIRMED, actor=user, target=user, ip_address=ip_address)
+            events.notify(user, "enabled")
+    if refusal is not None:
+        raise refusal
+    return device, codes
+
+
+def recovery_codes_regenerate(*, user, ip_address: str | None) -> list[str]:
+    with transaction.atomic():
+        codes = _issue_recovery_codes(user)
+        events.record(AuditEvent.Action.RECOVERY_CODES_REGENERATED, actor=user, target=user, ip_address=ip_address)
+        events.notify(user, "recovery_regenerated")
+    return codes
+
+
+def _issue_recovery_codes(user) -> list[str]:
+    """Replace the user's recovery codes; only hashes are stored."""
+    RecoveryCodeDevice.objects.filter(user=user).delete()
+    device = RecoveryCodeDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
+    hasher = RecoveryCodeHasher()
+    codes = [
+        "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_CODE_LENGTH))
+        for _ in range(settings.CLINICAUTH_RECOVERY_CODE_COUNT)
+    ]
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(device=device, code_hash=hasher.encode(code, hasher.salt())) for code in codes
+    )
+    return [format_recovery_code(code) for code in codes]
+
+
+def format_recovery_code(code: str) -> str:
+    half = RECOVERY_CODE_LENGTH // 2
+    return f"{code[:half]}-{code[half:]}"
+
+
+# --- turning 2FA off -------------------------------------------------------------------
+
+
+def twofa_reset(*, user, actor, action: AuditEvent.Action, ip_address: str | None = None) -> devices.TwoFactorState:
+    """Remove every authenticator of the user, confirmed or still being set up, their
+    recovery codes and with them every code lockout, and end all their sessions.
+
+    Returns what was removed; when that was nothing, nothing changes (no stamp,
+    no audit, no e-mail, sessions kept).
+    """
+    with transaction.atomic():
+        _lock_user(user)
+        removed = devices.twofa_state(user)
+        if not removed.anything_to_reset:
+            return removed
+        EncryptedTOTPDevice.objects.filter(user=user).delete()
+        RecoveryCodeDevice.objects.filter(user=user).delete()
+        user.rotate_session_nonce()
+        user.twofa_stamp = F("twofa_stamp") + 1
+        user.save(update_fields=["session_nonce", "twofa_stamp"])
+        user.refresh_from_db(fields=["session_nonce", "twofa_stamp"])
+        events.record(action, actor=actor, target=user, ip_address=ip_address, detail=removed.describe())
+        if removed.enrolled:
+            events.notify(user, "disabled", actor=actor, action=action)
+    return removed
+
+
+def user_end_sessions(*, user) -> None:
+    """End every session of the user (e.g. after a password change elsewhere)."""
+    user.rotate_session_nonce()
+    user.save(update_fields=["session_nonce"])
+
+
+# --- clinic policy ----------------------------------------------------------------------
+
+
+def clinic_set_mandatory(*, clinic, mandatory: bool, actor, ip_address: str | None = None) -> bool:
+    """Turn the clinic's Mandatory 2FA on or off; returns whether it changed.
+
+    Bumping each member's stamp makes the middleware re-evaluate them on their
+    next request, so users already signed in are caught without waiting.
+    """
+    with transaction.atomic():
+        changed = type(clinic).objects.filter(pk=clinic.pk).exclude(mandatory_2fa=mandatory).update(mandatory_2fa=mandatory)
+        clinic.mandatory_2fa = mandatory
+        if not changed:
+            return False
+        get_user_model().objects.filter(clinic=clinic).update(twofa_stamp=F("twofa_stamp") + 1)
+        if actor is not None and actor.pk and actor.clinic_id == clinic.pk:
+            actor.refresh_from_db(fields=["twofa_stamp"])
+        action = AuditEvent.Action.MANDATORY_ON if mandatory else AuditEvent.Action.MANDATORY_OFF
+        events.record(action, actor=actor, target=None, clinic=clinic, ip_address=ip_address)
+    return True

@@ -1,0 +1,134 @@
+"""The session adapter: the only code that reads or writes `request.session` for 2FA.
+
+It holds the cached gate, the verified flag, the pending login, the set-up in
+progress and recovery codes waiting to be shown once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import django_otp
+from django.conf import settings
+from django.contrib.auth import update_session_auth_hash
+from django.http import HttpRequest
+
+from . import crypto, devices, policy, services
+from .policy import Gate
+
+STATE_KEY = "clinicauth_2fa_state"
+VERIFIED_KEY = "clinicauth_2fa_verified"
+PENDING_SINCE_KEY = "clinicauth_2fa_pending_since"
+LOGIN_AT_KEY = "clinicauth_login_at"
+SETUP_KEY = "clinicauth_2fa_setup"  # pk of the unconfirmed authenticator this session is setting up
+SHOW_CODES_KEY = "clinicauth_2fa_show_codes"  # new recovery codes, encrypted, until shown once
+LAST_SEEN_KEY = "clinicauth_last_seen"
+# A busy user costs a session write at most once a minute.
+LAST_SEEN_WRITE_INTERVAL = 60
+
+
+def timed_out_else_touch(request: HttpRequest) -> bool:
+    """True when the session has been idle too long or is too old; otherwise note the activity."""
+    now = int(time.time())
+    login_at = request.session.setdefault(LOGIN_AT_KEY, now)
+    last_seen = request.session.get(LAST_SEEN_KEY, now)
+    if now - last_seen > settings.SESSION_IDLE_TIMEOUT or now - login_at > settings.SESSION_ABSOLUTE_TIMEOUT:
+        return True
+    if now - request.session.get(LAST_SEEN_KEY, 0) >= LAST_SEEN_WRITE_INTERVAL:
+        request.session[LAST_SEEN_KEY] = now
+    return False
+
+
+def request_gate(request: HttpRequest) -> Gate:
+    """The gate for this session, from the session cache while the user's stamp holds.
+
+    The stamp on the user row changes whenever authenticators or the clinic
+    policy change, so a verified user's request costs no query here.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return Gate.OPEN
+    cached = request.session.get(STATE_KEY)
+    if cached and cached.get("stamp") == policy.gate_stamp(user):
+        return Gate(cached["gate"])
+    enrolled = devices.is_enrolled(user)
+    gate = policy.gate_for(
+        enrolled=enrolled,
+        verified=bool(request.session.get(VERIFIED_KEY)),
+        required=not enrolled and policy.two_factor_required(user),
+    )
+    _remember_gate(request, gate)
+    return gate
+
+
+def _remember_gate(request: HttpRequest, gate: Gate) -> None:
+    request.session[STATE_KEY] = {"stamp": policy.gate_stamp(request.user), "gate": str(gate)}
+
+
+def start_login(request: HttpRequest) -> None:
+    """Called right after the password step: nothing from before carries over.
+
+    Where no second factor applies, the password completes the sign-in.
+    """
+    for key in (VERIFIED_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY):
+        request.session.pop(key, None)
+    request.session[PENDING_SINCE_KEY] = int(time.time())
+    request.session[LOGIN_AT_KEY] = int(time.time())
+    if request_gate(request) == Gate.OPEN:
+        services.user_record_sign_in(user=request.user)
+
+
+def pending_login_expired(request: HttpRequest) -> bool:
+    since = request.session.get(PENDING_SINCE_KEY)
+    if since is None:
+        return False
+    return time.time() - since > settings.CLINICAUTH_PENDING_LOGIN_TIMEOUT
+
+
+def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = True) -> None:
+    """The session has passed the second factor: rotate its key and remember it.
+
+    completes_sign_in is False when a session that was already signed in (no 2FA
+    needed) sets up an authenticator: that is not a new sign-in for last_login.
+    """
+    request.session.cycle_key()
+    request.session[VERIFIED_KEY] = True
+    request.session.pop(PENDING_SINCE_KEY, None)
+    request.session.pop(SETUP_KEY, None)
+    django_otp.login(request, device)
+    _remember_gate(request, Gate.VERIFIED)
+    if completes_sign_in:
+        services.user_record_sign_in(user=request.user)
+
+
+def keep_after_own_reset(request: HttpRequest) -> None:
+    """The user turned their own 2FA off: this session carries on (every other one ended)."""
+    user = request.user
+    user.refresh_from_db(fields=["session_nonce", "twofa_stamp"])
+    update_session_auth_hash(request, user)
+    request.session.pop(VERIFIED_KEY, None)
+    request.session.pop(STATE_KEY, None)
+
+
+def setup_device_id(request: HttpRequest) -> int | None:
+    return request.session.get(SETUP_KEY)
+
+
+def remember_setup_device(request: HttpRequest, device) -> None:
+    if device is None:
+        request.session.pop(SETUP_KEY, None)
+    else:
+        request.session[SETUP_KEY] = device.pk
+
+
+def stash_codes_to_show(request: HttpRequest, codes: list[str], *, continue_url: str) -> None:
+    """Keep new recovery codes (encrypted) until the next GET shows them once (POST-redirect-GET)."""
+    request.session[SHOW_CODES_KEY] = {"codes": crypto.encrypt("\n".join(codes).encode()), "continue": continue_url}
+
+
+def take_codes_to_show(request: HttpRequest) -> tuple[list[str], str] | None:
+    """The codes stashed for this session, removed as they are read: a reload shows nothing."""
+    stashed = request.session.pop(SHOW_CODES_KEY, None)
+    if not stashed:
+        return None
+    return crypto.decrypt(stashed["codes"]).decode().split("\n"), stashed["continue"]

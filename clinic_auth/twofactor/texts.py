@@ -1,0 +1,72 @@
+"""What 2FA says to people on screen, in one place and through gettext."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+
+MESSAGES = {
+    "code_invalid": _("That code is not valid. Check your authenticator app and try again."),
+    "code_replayed": _("That code has already been used. Wait for the next code in your app."),
+    "code_locked_minutes": _("Too many incorrect codes. Code entry is locked for {minutes} minutes."),
+    "code_hard_locked": _("Too many incorrect codes. Code entry is locked: ask your clinic administrator to reset your two-factor authentication."),
+    "setup_code_invalid": _("That code did not match. Scan the QR code again or check the time on your phone, then enter the new code."),
+    "setup_expired": _("Your set-up expired, so this page now shows a new QR code. Remove the old ClinicAuth entry from your authenticator app, then scan the new code."),
+    "setup_superseded": _("Two-factor authentication was just set up for your account in another window, so this set-up was cancelled. If that wasn't you, ask your clinic administrator to reset your two-factor authentication."),
+    "codes_already_shown": _("These recovery codes were already shown once and cannot be shown again."),
+    "login_expired": _("Your sign-in took too long. Log in again."),
+    "enabled": _("2FA is now active: two-factor authentication is enabled for your account."),
+    "already_enabled": _("Two-factor authentication is already active on your account."),
+    "disabled_self": _("Two-factor authentication is now off for your account."),
+    "disable_refused_mandatory": _("Your clinic requires two-factor authentication. Only a clinic administrator can reset it."),
+    "recovery_regenerated": _("New recovery codes created. Your old codes no longer work."),
+    "clinic_saved": _("Clinic settings saved."),
+    "user_2fa_disabled": _("Two-factor authentication is now disabled for {name}. They have been signed out everywhere."),
+    "user_2fa_disabled_mandatory": _("{name} will be asked to set up two-factor authentication again at their next login."),
+    "user_has_no_2fa": _("{name} does not have two-factor authentication set up, so there is nothing to disable."),
+    "disable_own_refused": _("You cannot disable your own two-factor authentication here. Use My Profile instead."),
+    "password_changed": _("Your password has been changed. You have been signed out everywhere else."),
+    "clinic_admins_only": _("Only clinic administrators can manage users."),
+    "clinic_settings_admins_only": _("Only clinic administrators can see clinic settings."),
+    "admin_site_operators_only": _("The administration site is for system operators only."),
+    "session_expired": _("Your session has ended. Log in again."),
+}
+
+
+def message(key: str, **kwargs) -> str:
+    return str(MESSAGES[key]).format(**kwargs)
+
+
+def locked_message(locked_until: datetime | None) -> str:
+    """What to tell someone whose code entry is locked (None: until a reset)."""
+    if locked_until is None:
+        return message("code_hard_locked")
+    seconds = max(1, int((locked_until - timezone.now()).total_seconds()) + 1)
+    if seconds > 120:
+        return message("code_locked_minutes", minutes=(seconds + 59) // 60)
+    return ngettext(
+        "Too many incorrect codes. Try again in {seconds} second.",
+        "Too many incorrect codes. Try again in {seconds} seconds.",
+        seconds,
+    ).format(seconds=seconds)
+
+
+def code_refused(refusal: services.CodeRefused, *, at_setup: bool = False) -> str:
+    if isinstance(refusal, services.CodeLocked):
+        return locked_message(refusal.until)
+    if isinstance(refusal, services.CodeReplayed):
+        return message("code_replayed")
+    return message("setup_code_invalid" if at_setup else "code_invalid")
+
+
+def recovery_code_used(left: int) -> str:
+    return ngettext(
+        "You used a recovery code. {left} recovery code left.",
+        "You used a recovery code. {left} recovery codes left.",
+        left,
+    ).format(left=left)
