@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",
+    "django_otp_webauthn",
     "clinics",
     "users",
     "clinic_auth.twofactor",
@@ -147,6 +148,16 @@ CLINICAUTH_RECOVERY_CODE_COUNT = 10
 CLINICAUTH_TOTP_ENCRYPTION_KEYS = env_list("TOTP_ENCRYPTION_KEYS", "") or [
     base64.urlsafe_b64encode(hashlib.sha256(b"clinicauth-totp-key:" + SECRET_KEY.encode()).digest()).decode()
 ]
+# Passkeys and security keys (django-otp-webauthn), as a second factor only. The relying-party ID
+# is a host name (never an IP address); the origins are where the browser shows the app.
+OTP_WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID", "localhost")
+OTP_WEBAUTHN_RP_NAME = CLINICAUTH_PRODUCT_NAME
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("WEBAUTHN_ORIGINS", "http://localhost:8000")
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a second factor: plain USB security keys must work
+# How long a passkey prompt's challenge stays valid (the browser's timeout and ours).
+OTP_WEBAUTHN_TIMEOUT_SECONDS = int(os.environ.get("WEBAUTHN_TIMEOUT", "300"))
+# Refused keys are audited (AuditEvent "key_refused"), not logged as server errors with a traceback.
+OTP_WEBAUTHN_EXCEPTION_LOGGER_NAME = ""
 OTP_TOTP_THROTTLE_FACTOR = int(os.environ.get("OTP_THROTTLE_FACTOR", "1"))
 CLINICAUTH_RECOVERY_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
 # After this many consecutive wrong codes, code entry locks for CLINICAUTH_CODE_LOCKOUT_SECONDS;

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from clinic_auth.twofactor import views as twofactor_views
 from clinics import views as clinic_views
@@ -18,6 +18,9 @@ urlpatterns = [
         twofactor_views.RecoveryCodesView.as_view(),
         name="two_factor_recovery_codes",
     ),
+    path("accounts/passkeys/", include("clinic_auth.twofactor.passkeys")),
+    path("profile/keys/<int:pk>/rename/", user_views.RenameKeyView.as_view(), name="passkey_rename"),
+    path("profile/keys/<int:pk>/remove/", user_views.RemoveKeyView.as_view(), name="passkey_remove"),
     path("accounts/two-factor/disable/", user_views.DisableOwn2FAView.as_view(), name="two_factor_disable_own"),
     path("home/", user_views.home, name="home"),
     path("profile/", user_views.ProfileView.as_view(), name="profile"),

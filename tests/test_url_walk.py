@@ -13,6 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
+from clinic_auth.twofactor import policy
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.models import Clinic
 from tests.conftest import next_code
@@ -108,7 +109,8 @@ def snapshot():
         "users": list(User.objects.order_by("pk").values_list("pk", "password", "is_active", "twofa_stamp")),
         "clinics": list(Clinic.objects.values_list("pk", "name", "mandatory_2fa")),
         "groups": Group.objects.count(),
-        "audit": AuditEvent.objects.count(),
+        # A refused passkey is audited by design (the walk posts junk to the challenge's endpoint).
+        "audit": AuditEvent.objects.exclude(action=AuditEvent.Action.KEY_REFUSED).count(),
     }
 
 
@@ -116,8 +118,26 @@ def walk(client: Client, ids: dict, gate_page: str) -> int:
     """Request every path with GET, GET-and-follow, POST and a JSON GET; returns how many paths."""
     targets = walk_targets(ids)
     exempt = {"login", "root", "logout", gate_page}
+    gate = {SETUP: policy.Gate.SETUP, CHALLENGE: policy.Gate.CHALLENGE}[gate_page]
+    # The passkey endpoints this gate's page needs: they answer its script, never with a page.
+    passkey_endpoints = {name for name in policy.EXEMPT_VIEW_NAMES[gate] if name.startswith("otp_webauthn:")}
+    assert passkey_endpoints
     for path, name, _ in targets:
         if path == gate_page:
+            continue
+        if name in passkey_endpoints:
+            response = client.get(path)
+            if name == policy.PASSKEY_SCRIPT:
+                assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript"), path
+                continue
+            assert response.status_code == 405, path
+            refused_before = AuditEvent.objects.filter(action=AuditEvent.Action.KEY_REFUSED).count()
+            response = client.post(path, {"code": "123456"})
+            assert response["Content-Type"] == "application/json", (path, response.status_code)
+            if name.endswith("-complete"):
+                assert response.status_code in (400, 403, 422), (path, response.status_code)
+                if gate is policy.Gate.CHALLENGE:
+                    assert AuditEvent.objects.filter(action=AuditEvent.Action.KEY_REFUSED).count() == refused_before + 1
             continue
         response = client.get(path)
         if name == "logout":

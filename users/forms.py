@@ -45,3 +45,7 @@ class LoginForm(AuthenticationForm):
         if self.get_user() is not None:
             login_throttle.record_success(username=username, ip=ip)
         return cleaned
+
+
+class KeyNameForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=64, strip=True)

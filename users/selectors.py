@@ -20,7 +20,9 @@ def clinic_users(clinic: Clinic) -> QuerySet[User]:
 
 
 def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySet[User]:
-    users = clinic_users(clinic).annotate(has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField()))
+    users = devices.with_methods(clinic_users(clinic)).annotate(
+        has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
+    )
     # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
         users = users.filter(

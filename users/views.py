@@ -19,7 +19,7 @@ from clinic_auth.twofactor.forms import TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 
 from . import selectors
-from .forms import LoginForm, UserSearchForm
+from .forms import KeyNameForm, LoginForm, UserSearchForm
 from .models import User
 
 USERS_PER_PAGE = 50
@@ -68,11 +68,18 @@ def home(request):
     return render(request, "users/home.html", {"enrolled": devices.is_enrolled(request.user)})
 
 
-def render_profile(request, *, disable_form=None):
+def render_profile(request, *, disable_form=None, rename_errors=None):
     user = request.user
     enrolled = devices.is_enrolled(user)
+    keys = list(devices.keys_of(user))
+    for key in keys:
+        key.rename_form = KeyNameForm(initial={"name": key.name}, auto_id=f"id_key_{key.pk}_%s")
+        if rename_errors and rename_errors[0] == key.pk:
+            key.rename_form = rename_errors[1]
     context = {
         "enrolled": enrolled,
+        "app_device": devices.confirmed_totp_device(user),
+        "keys": keys,
         "required_by_clinic": policy.two_factor_required(user),
         "recovery_codes_left": devices.recovery_codes_left(user) if enrolled else 0,
         "disable_form": disable_form or TOTPCodeForm(auto_id="id_disable_%s"),
@@ -84,6 +91,40 @@ def render_profile(request, *, disable_form=None):
 class ProfileView(View):
     def get(self, request):
         return render_profile(request)
+
+
+class RenameKeyView(View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        form = KeyNameForm(request.POST, auto_id=f"id_key_{pk}_%s")
+        if not form.is_valid():
+            return render_profile(request, rename_errors=(pk, form))
+        try:
+            key = services.passkey_rename(user=request.user, credential_id=pk, name=form.cleaned_data["name"])
+        except services.KeyNotFound:
+            messages.error(request, texts.message("key_not_found"))
+        else:
+            messages.success(request, texts.message("key_renamed", name=key.name))
+        return redirect("profile")
+
+
+class RemoveKeyView(View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        name = devices.keys_of(request.user).filter(pk=pk).values_list("name", flat=True).first()
+        try:
+            was_last = services.passkey_remove(user=request.user, credential_id=pk, ip_address=client_ip(request))
+        except services.KeyNotFound:
+            messages.error(request, texts.message("key_not_found"))
+        except services.LastMethodRequired:
+            messages.error(request, texts.message("key_last_required"))
+        else:
+            if was_last:
+                session.keep_after_own_reset(request)
+            messages.success(request, texts.message("key_removed_last" if was_last else "key_removed", name=name))
+        return redirect("profile")
 
 
 @method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
@@ -135,7 +176,7 @@ class ClinicAdminRequiredMixin:
 
     def clinic_user(self, pk: int) -> User:
         # Scoped to the admin's clinic, so another clinic's user is a 404, whatever the id.
-        return get_object_or_404(selectors.clinic_users(self.request.user.clinic), pk=pk)
+        return get_object_or_404(devices.with_methods(selectors.clinic_users(self.request.user.clinic)), pk=pk)
 
 
 class UserListView(ClinicAdminRequiredMixin, View):

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django_otp_webauthn.models import WebAuthnCredential
 
 from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCodeDevice
 
@@ -22,6 +23,15 @@ class EncryptedTOTPDeviceAdmin(ReadOnlyAdmin):
 
     list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
     fields = ("user", "name", "confirmed", "created_at", "last_used_at", "throttling_failure_count")
+    list_select_related = ("user",)
+
+
+@admin.register(WebAuthnCredential)
+class WebAuthnCredentialAdmin(ReadOnlyAdmin):
+    """Names and dates only: never the public key or the credential id."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    fields = ("user", "name", "confirmed", "created_at", "last_used_at", "sign_count")
     list_select_related = ("user",)
 
 

@@ -1,8 +1,8 @@
 """The one place that asks which authenticators a user has.
 
 A primary method is one that can pass the second factor on its own: the
-authenticator app today (passkeys and security keys plug in here). Recovery
-codes are a fallback and never count as enrolled.
+authenticator app, or a passkey or security key (django-otp-webauthn's
+credential). Recovery codes are a fallback and never count as enrolled.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_otp_webauthn.models import WebAuthnCredential
 
 from .models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice
 
-PRIMARY_METHODS = (EncryptedTOTPDevice,)
+PRIMARY_METHODS = (EncryptedTOTPDevice, WebAuthnCredential)
 
 
 def confirmed_authenticators(user) -> list:
@@ -27,8 +30,8 @@ def confirmed_authenticators(user) -> list:
 
 
 def is_enrolled(user) -> bool:
-    """At least one confirmed primary authenticator; recovery codes alone never count."""
-    return any(model.objects.filter(user=user, confirmed=True).exists() for model in PRIMARY_METHODS)
+    """At least one confirmed primary authenticator; recovery codes alone never count (one query)."""
+    return get_user_model().objects.filter(pk=user.pk).filter(enrolled_q()).exists()
 
 
 def enrolled_q(user_ref: str = "pk") -> Q:
@@ -36,6 +39,19 @@ def enrolled_q(user_ref: str = "pk") -> Q:
     return reduce(
         or_, (Q(Exists(model.objects.filter(user=OuterRef(user_ref), confirmed=True))) for model in PRIMARY_METHODS)
     )
+
+
+def with_methods(users: QuerySet) -> QuerySet:
+    """Annotate a user queryset with has_app and key_count (for the Users list), in the same query."""
+    return users.annotate(
+        has_app=Exists(EncryptedTOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        key_count=_count(WebAuthnCredential.objects.filter(user=OuterRef("pk"), confirmed=True), "user"),
+    )
+
+
+def keys_of(user) -> QuerySet:
+    """The user's passkeys and security keys, oldest first."""
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at", "pk")
 
 
 def confirmed_totp_device(user) -> EncryptedTOTPDevice | None:
@@ -69,6 +85,8 @@ class TwoFactorState:
     """Everything a reset would remove, as an admin or operator needs to hear it."""
 
     enrolled: bool
+    has_app: bool
+    keys: int
     setups_in_progress: int
     setup_failures: int
     recovery_codes_left: int
@@ -84,8 +102,10 @@ class TwoFactorState:
     def describe(self) -> str:
         """One line for the audit log and the operator's terminal."""
         parts = []
-        if self.enrolled:
+        if self.has_app:
             parts.append("authenticator app")
+        if self.keys:
+            parts.append(f"{self.keys} passkey{'s' if self.keys != 1 else ''} or security key{'s' if self.keys != 1 else ''}")
         if self.setups_in_progress or self.setup_failures:
             text = "set-up in progress"
             if self.setup_locked:
@@ -102,11 +122,29 @@ def twofa_state(user) -> TwoFactorState:
     now = timezone.now()
     apps = list(EncryptedTOTPDevice.objects.filter(user=user))
     pending = [device for device in apps if not device.confirmed]
+    has_app = any(device.confirmed for device in apps)
+    counts = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .annotate(
+            keys=_count(WebAuthnCredential.objects.filter(user=OuterRef("pk")), "user"),
+            codes=_count(RecoveryCode.objects.filter(device__user=OuterRef("pk")), "device__user"),
+        )
+        .values("keys", "codes")
+        .get()
+    )
     return TwoFactorState(
-        enrolled=any(device.confirmed for device in apps)
-        or any(model.objects.filter(user=user, confirmed=True).exists() for model in PRIMARY_METHODS if model is not EncryptedTOTPDevice),
+        enrolled=has_app or counts["keys"] > 0,
+        has_app=has_app,
+        keys=counts["keys"],
         setups_in_progress=sum(1 for device in pending if not setup_is_stale(device, now)),
         # Failures carry over to the next set-up, so a stale set-up's count still matters.
         setup_failures=max((device.throttling_failure_count for device in pending), default=0),
-        recovery_codes_left=RecoveryCode.objects.filter(device__user=user).count(),
+        recovery_codes_left=counts["codes"],
     )
+
+
+def _count(queryset: QuerySet, user_field: str):
+    """A scalar subquery counting one user's rows, so several counts share one query."""
+    counted = queryset.order_by().values(user_field).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))

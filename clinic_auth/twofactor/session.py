@@ -132,3 +132,25 @@ def take_codes_to_show(request: HttpRequest) -> tuple[list[str], str] | None:
     if not stashed:
         return None
     return crypto.decrypt(stashed["codes"]).decode().split("\n"), stashed["continue"]
+
+
+# django-otp-webauthn keeps each ceremony's state (its challenge) under these keys; it pops
+# the state when the ceremony completes, so a challenge is used once. Its age is ours to limit.
+PASSKEY_STATE_KEYS = {"register": "otp_webauthn_register_state", "authenticate": "otp_webauthn_authentication_state"}
+PASSKEY_ISSUED_KEY = "clinicauth_passkey_challenge_at"
+
+
+def note_passkey_challenge(request: HttpRequest, ceremony: str) -> None:
+    issued = request.session.get(PASSKEY_ISSUED_KEY, {})
+    request.session[PASSKEY_ISSUED_KEY] = {**issued, ceremony: int(time.time())}
+
+
+def passkey_challenge_is_fresh(request: HttpRequest, ceremony: str) -> bool:
+    issued_at = request.session.get(PASSKEY_ISSUED_KEY, {}).get(ceremony)
+    return issued_at is not None and time.time() - issued_at <= settings.OTP_WEBAUTHN_TIMEOUT_SECONDS
+
+
+def drop_passkey_challenge(request: HttpRequest, ceremony: str) -> None:
+    request.session.pop(PASSKEY_STATE_KEYS[ceremony], None)
+    issued = {k: v for k, v in request.session.get(PASSKEY_ISSUED_KEY, {}).items() if k != ceremony}
+    request.session[PASSKEY_ISSUED_KEY] = issued

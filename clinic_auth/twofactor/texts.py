@@ -34,6 +34,15 @@ MESSAGES = {
     "clinic_admins_only": _("Only clinic administrators can manage users."),
     "clinic_settings_admins_only": _("Only clinic administrators can see clinic settings."),
     "admin_site_operators_only": _("The administration site is for system operators only."),
+    "app_added": _("Authenticator app added. You can now sign in with a code from it or with your passkey or security key."),
+    "passkey_wrong_step": _("A passkey or security key can't be used at this step. Reload the page and try again."),
+    "passkey_expired": _("That took too long. Try your passkey or security key again."),
+    "key_added": _("Passkey or security key “{name}” added."),
+    "key_renamed": _("Renamed to “{name}”."),
+    "key_removed": _("Passkey or security key “{name}” removed."),
+    "key_removed_last": _("Passkey or security key “{name}” removed. It was your only two-factor method, so two-factor authentication is now off."),
+    "key_last_required": _("This is your only two-factor method and your clinic requires two-factor authentication. Add another method before you remove it."),
+    "key_not_found": _("That passkey or security key no longer exists."),
     "session_expired": _("Your session has ended. Log in again."),
 }
 

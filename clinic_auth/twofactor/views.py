@@ -68,7 +68,14 @@ class ChallengeView(View):
         return self.render(form)
 
     def render(self, form):
-        context = {"form": form, "recovery": self.use_recovery(), "next": safe_next(self.request)}
+        user = self.request.user
+        context = {
+            "form": form,
+            "recovery": self.use_recovery(),
+            "next": safe_next(self.request),
+            "has_keys": devices.keys_of(user).exists(),
+            "has_app": devices.confirmed_totp_device(user) is not None,
+        }
         return render(self.request, self.template_name, context)
 
 
@@ -85,7 +92,7 @@ class SetupView(View):
         self.gate = session.request_gate(request)
         if self.gate == Gate.CHALLENGE:
             return redirect("two_factor_challenge")
-        if devices.is_enrolled(request.user):
+        if devices.confirmed_totp_device(request.user) is not None:
             messages.info(request, texts.message("already_enabled"))
             return redirect("profile")
         return super().dispatch(request, *args, **kwargs)
@@ -106,7 +113,7 @@ class SetupView(View):
             )
         except services.SetupExpired:
             session.remember_setup_device(request, None)
-            key = "setup_superseded" if devices.is_enrolled(request.user) else "setup_expired"
+            key = "setup_superseded" if devices.confirmed_totp_device(request.user) else "setup_expired"
             messages.error(request, texts.message(key))
             return HttpResponseRedirect(
                 f"{reverse('two_factor_setup')}?{urlencode({'next': safe_next(request, default='profile')})}"
@@ -114,6 +121,9 @@ class SetupView(View):
         except services.CodeRefused as refused:
             form.add_error("code", texts.code_refused(refused, at_setup=True))
         else:
+            if not codes:  # a second method, next to a passkey or security key
+                messages.success(request, texts.message("app_added"))
+                return redirect("profile")
             session.mark_verified(request, device, completes_sign_in=self.gate != Gate.OPEN)
             messages.success(request, texts.message("enabled"))
             session.stash_codes_to_show(request, codes, continue_url=safe_next(request))
