@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
+HOST ?= localhost
 PORT ?= 8000
 
 .PHONY: run test install migrate seed e2e concurrency check clean bench test-postgres test-concurrency

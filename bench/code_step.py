@@ -101,6 +101,8 @@ def main() -> None:
         assert services.code_verify(user=user, kind="totp", token=code, ip_address="127.0.0.1") is not None
         check_times.append(time.perf_counter() - started)
 
+    passkey_times, passkey_statements = passkey_step(user, args.iterations, login_url, challenge_url)
+
     code_ms = common.median_ms(code_times)
     password_ms = common.median_ms(password_times)
     hasher = get_hasher()
@@ -112,6 +114,8 @@ def main() -> None:
             "check_code_median_ms": common.median_ms(check_times),
             "code_step_sql_statements": len(statements),
             "code_step_commits": statements.count("COMMIT"),
+            "passkey_step_median_ms": common.median_ms(passkey_times),
+            "passkey_step_sql_statements": passkey_statements,
             "password_step_median_ms": password_ms,
             "full_login_median_ms": round(code_ms + password_ms, 2),
             "code_step_share_of_login": common.ratio(code_ms, code_ms + password_ms),
@@ -120,6 +124,63 @@ def main() -> None:
             "hashers": hasher_times(common.PASSWORD, iterations=5),
         },
     )
+
+
+def passkey_step(user, iterations: int, login_url: str, challenge_url: str) -> tuple[list[float], int]:
+    """Server time of the assertion POST that signs in with a passkey (issue 12), beside the code step.
+
+    The key is a software authenticator (tests/softkey.py) added through the real endpoints; each
+    login asks for a fresh challenge (untimed) and signs it outside the timed span.
+    """
+    import json
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from tests.softkey import SoftKey
+
+    begin_reg, complete_reg = reverse("otp_webauthn:credential-registration-begin"), reverse(
+        "otp_webauthn:credential-registration-complete"
+    )
+    begin_auth, complete_auth = reverse("otp_webauthn:credential-authentication-begin"), reverse(
+        "otp_webauthn:credential-authentication-complete"
+    )
+
+    def post_json(client, url, data=None):
+        return client.post(url, data=json.dumps(data or {}), content_type="application/json")
+
+    key = SoftKey()
+    client = Client()
+    client.force_login(user)
+    from clinic_auth.twofactor import session as twofa_session
+
+    session = client.session
+    session[twofa_session.VERIFIED_KEY] = True
+    session.save()
+    options = post_json(client, begin_reg).json()
+    assert post_json(client, complete_reg, key.register(options)).status_code == 200
+
+    times, statements = [], 0
+    for i in range(iterations + 3):  # the first two warm up; the last one is counted, not timed
+        client = Client()
+        response = client.post(login_url, {"username": user.username, "password": common.PASSWORD})
+        assert client.get(response.url, follow=True).redirect_chain[-1][0].startswith(challenge_url)
+        assertion = key.assertion(post_json(client, begin_auth).json())
+        body = json.dumps(assertion)
+        if i == iterations + 2:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.post(complete_auth, data=body, content_type="application/json").status_code == 200
+            statements = len(queries.captured_queries)
+            break
+        started = time.perf_counter()
+        response = client.post(complete_auth, data=body, content_type="application/json")
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200, response.content
+        if i >= 2:
+            times.append(elapsed)
+    return times, statements
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def test_make_run_installs_migrates_seeds_and_serves_on_port_8000():
     assert result.returncode == 0, result.stderr
     steps = result.stdout
     wanted = ["-m venv .venv", "pip install --quiet -e '.[dev]'", "manage.py migrate", "manage.py seed_demo",
-              "manage.py runserver 127.0.0.1:8000"]
+              "manage.py runserver localhost:8000"]  # localhost: a valid relying-party ID for passkeys
     positions = [steps.find(step) for step in wanted]
     assert -1 not in positions, steps
     assert positions == sorted(positions), steps

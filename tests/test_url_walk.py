@@ -17,6 +17,8 @@ from clinic_auth.twofactor import policy
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.models import Clinic
 from tests.conftest import next_code
+from tests.softkey import SoftKey
+from tests.test_passkeys import add_key
 from users.models import User
 
 SETUP = reverse("two_factor_setup")
@@ -57,6 +59,8 @@ def concrete_paths(route: str, ids: dict) -> list[str]:
         if name == "content_type_id":
             return str(ids["user_content_type"])
         if name == "pk":
+            if route.startswith("profile/keys/"):
+                return str(ids["key"])
             return str(ids["clinic"] if route.startswith("clinics/") else ids["member"])
         model = admin_model(route)
         if model is not None:
@@ -89,9 +93,13 @@ def walk_targets(ids: dict) -> list[tuple[str, str | None, URLPattern]]:
 def world(clinic, user_factory, enrol):
     """Rows for every admin model, so each <id> in the URLconf points at something real."""
     member = user_factory(first_name="Other", last_name="Member")
-    enrol(member, http_client=Client())  # a device, recovery codes and an audit event
+    member_client = Client()
+    enrol(member, http_client=member_client)  # a device, recovery codes and an audit event
+    key = add_key(member_client, SoftKey())  # and a passkey
+    assert key.status_code == 200, key.content
     Group.objects.create(name="Front desk")
     return {
+        "key": key.json()["id"],
         "clinic": clinic.pk,
         "member": member.pk,
         "user_content_type": ContentType.objects.get_for_model(User).pk,

@@ -64,6 +64,7 @@ def pytest_terminal_summary(terminalreporter):
 def app_server(tmp_path_factory):
     """`manage.py runserver` on a free port, on a fresh database with the demo accounts."""
     workdir = tmp_path_factory.mktemp("e2e-server")
+    port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{workdir / 'e2e.sqlite3'}",
@@ -71,6 +72,9 @@ def app_server(tmp_path_factory):
         "OTP_THROTTLE_FACTOR": "0",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
         "PYTHONUNBUFFERED": "1",
+        # Browsers serve passkeys to a host name, never an IP address: the suite opens localhost.
+        "WEBAUTHN_RP_ID": "localhost",
+        "WEBAUTHN_ORIGINS": f"http://localhost:{port}",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
 
@@ -81,7 +85,6 @@ def app_server(tmp_path_factory):
     run(*manage, "seed_demo", "--password", PASSWORD)
     run(sys.executable, str(Path(__file__).with_name("seed_e2e.py")), PASSWORD)
 
-    port = _free_port()
     log = open(workdir / "server.log", "wb")
     server = subprocess.Popen(
         [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
@@ -90,7 +93,7 @@ def app_server(tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://localhost:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:

@@ -29,6 +29,8 @@ CLINICS = {
     "kbd": ("Keyboard Clinic", False),
     "narrow": ("Narrow Street Clinic", False),
     "wide": ("Wide Road Clinic", False),
+    "keys": ("Keyfield Clinic", False),
+    "keysreq": ("Keyrequired Clinic", True),
 }
 
 

@@ -1,0 +1,112 @@
+"""Issue 12: passkeys and security keys in Chromium, with the DevTools protocol's virtual authenticator.
+
+The authenticator is a CTAP2 platform authenticator ("internal" transport) with user
+verification, so Chromium runs the real WebAuthn ceremony against the served app.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from .pages import check_page, enable_2fa_from_profile, heading, log_in, log_out
+from .test_keyboard import tab_to
+
+pytestmark = pytest.mark.e2e
+
+
+def add_virtual_authenticator(page) -> tuple[object, str]:
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    return cdp, added["authenticatorId"]
+
+
+def credentials(cdp, authenticator_id: str) -> list:
+    return cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"]
+
+
+def welcome(page):
+    return heading(page, re.compile("^Welcome"))
+
+
+def test_add_a_passkey_from_my_profile_then_sign_in_with_it_by_keyboard(new_page):
+    staff = new_page()
+    cdp, authenticator = add_virtual_authenticator(staff)
+    log_in(staff, "keys-staff")
+    expect(welcome(staff)).to_be_visible()
+    enable_2fa_from_profile(staff, username="keys-staff")
+
+    staff.get_by_role("link", name="My Profile").click()
+    section = staff.get_by_role("region", name="Two-Factor Authentication")
+    section.get_by_role("button", name="Add a passkey or security key").click()
+    expect(staff.get_by_role("status").filter(has_text=re.compile("Passkey or security key .* added"))).to_be_visible()
+    expect(heading(staff, "My Profile")).to_be_visible()
+    assert len(credentials(cdp, authenticator)) == 1
+    expect(section.get_by_role("listitem").filter(has_text="Authenticator app")).to_be_visible()
+    expect(section.get_by_role("button", name=re.compile("^Remove "))).to_have_count(1)
+    check_page(staff, "profile with a passkey")
+
+    log_out(staff)
+    log_in(staff, "keys-staff")
+    expect(heading(staff, "Two-Factor Authentication")).to_be_visible()
+    use_key = staff.get_by_role("button", name="Use your passkey or security key")
+    expect(use_key).to_be_visible()
+    check_page(staff, "challenge with a passkey")
+    # Keyboard only: Tab to the button, Enter, and the browser's prompt answers for the key.
+    tab_to(staff, use_key)
+    staff.keyboard.press("Enter")
+    expect(welcome(staff)).to_be_visible()
+    assert credentials(cdp, authenticator)[0]["signCount"] >= 1
+
+
+def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_page):
+    staff = new_page(width=375, height=812)
+    cdp, authenticator = add_virtual_authenticator(staff)
+    log_in(staff, "keysreq-staff")
+    expect(heading(staff, "Set up Two-Factor Authentication")).to_be_visible()
+    check_page(staff, "setup with the passkey option")
+    staff.get_by_role("button", name="Use a passkey or security key instead").click()
+    expect(heading(staff, "Your recovery codes")).to_be_visible()
+    expect(staff.get_by_role("status").filter(has_text="2FA is now active")).to_be_visible()
+    staff.get_by_role("link", name="Continue").click()
+    expect(welcome(staff)).to_be_visible()
+
+    # The clinic's admin sets up with a key of their own, then disables the member's 2FA.
+    admin = new_page()
+    add_virtual_authenticator(admin)
+    log_in(admin, "keysreq-admin")
+    admin.get_by_role("button", name="Use a passkey or security key instead").click()
+    admin.get_by_role("link", name="Continue").click()
+    expect(welcome(admin)).to_be_visible()
+    admin.goto("/users/")
+    row = admin.get_by_role("row").filter(has_text="keysreq-staff")
+    expect(row.get_by_text("1 key")).to_be_visible()
+    row.get_by_role("button", name="View").click()
+    admin.get_by_role("button", name="Disable Two-Factor Authentication").click()
+    admin.get_by_role("button", name="Disable Two-Factor Authentication").click()
+    expect(admin.get_by_role("status").filter(has_text="is now disabled")).to_be_visible()
+
+    # The member was signed out; the key still sits in the browser but opens nothing.
+    staff.goto("/home/")
+    expect(heading(staff, "Log in")).to_be_visible()
+    log_in(staff, "keysreq-staff")
+    expect(heading(staff, "Set up Two-Factor Authentication")).to_be_visible()
+    expect(staff.get_by_role("button", name="Use your passkey or security key")).to_have_count(0)
+    assert len(credentials(cdp, authenticator)) == 1
+    response = staff.request.post("/accounts/passkeys/authentication/begin/", headers={"Accept": "application/json"})
+    assert response.status == 403 and response.json()["error"] == "two_factor_setup_required"
