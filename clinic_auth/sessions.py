@@ -4,6 +4,7 @@ Django's cycle_key checks a new key is free, inserts a new row, then reads and
 deletes the old one: six SQL statements on every login and every accepted
 code. Renaming the row's key in one UPDATE rotates it just the same (the old
 key stops working at once) and keeps the code step fast (README, Benchmark).
+The user's list of signed-in browsers (users.UserSession) follows the rename.
 """
 
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
@@ -27,6 +28,9 @@ class SessionStore(DatabaseSessionStore):
             renamed = 0
         if not renamed:  # never saved yet, or the collision above
             return super().cycle_key()
+        from users.models import UserSession
+
+        UserSession.objects.using(using).filter(session_key=old_key).update(session_key=new_key)
         self._session_key = new_key
         self._session_cache = data
         self.modified = True

@@ -140,6 +140,8 @@ CSRF_COOKIE_NAME = "__Host-clinicauth_csrf" if HTTPS else "clinicauth_csrf"
 # Two-factor authentication.
 CLINICAUTH_PRODUCT_NAME = "ClinicAuth"
 CLINICAUTH_PENDING_LOGIN_TIMEOUT = int(os.environ.get("PENDING_LOGIN_TIMEOUT", str(10 * 60)))
+# Sensitive actions ask "Confirm it's you" when the factor was last proved longer ago than this.
+CLINICAUTH_REAUTH_WINDOW = int(os.environ.get("REAUTH_WINDOW", str(10 * 60)))
 # How long one set-up session's secret stays usable before the page shows a fresh one.
 CLINICAUTH_SETUP_TIMEOUT = int(os.environ.get("SETUP_TIMEOUT", str(10 * 60)))
 CLINICAUTH_RECOVERY_CODE_COUNT = 10

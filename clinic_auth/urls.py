@@ -11,6 +11,12 @@ urlpatterns = [
     path("", user_views.ClinicLoginView.as_view(), name="root"),
     path("accounts/login/", user_views.ClinicLoginView.as_view(), name="login"),
     path("accounts/logout/", user_views.ClinicLogoutView.as_view(), name="logout"),
+    path("accounts/switch-user/", user_views.SignInAsSomeoneElseView.as_view(), name="sign_in_as_someone_else"),
+    path("accounts/confirm/", user_views.ReauthenticateView.as_view(), name="reauthenticate"),
+    path("profile/keys/add/", user_views.AddKeyView.as_view(), name="passkey_add"),
+    path("profile/sessions/end/", user_views.EndOwnSessionsView.as_view(), name="sessions_end_own"),
+    path("users/<int:pk>/sessions/end/", user_views.EndMemberSessionsView.as_view(), name="sessions_end_member"),
+    path("accounts/session/keep-alive/", user_views.KeepAliveView.as_view(), name="session_keep_alive"),
     path("accounts/two-factor/", twofactor_views.ChallengeView.as_view(), name="two_factor_challenge"),
     path("accounts/two-factor/setup/", twofactor_views.SetupView.as_view(), name="two_factor_setup"),
     path(

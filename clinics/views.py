@@ -5,7 +5,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 
-from clinic_auth.twofactor import services, texts
+from clinic_auth.twofactor import reauth, services, texts
 from clinic_auth.twofactor.events import client_ip
 from clinic_auth.twofactor.models import AuditEvent
 
@@ -37,9 +37,14 @@ class ClinicEditView(ClinicAdminMixin, View):
         return self.render(ClinicForm(instance=self.clinic))
 
     def post(self, request):
+        was_mandatory = self.clinic.mandatory_2fa
         form = ClinicForm(request.POST, instance=self.clinic)
         if not form.is_valid():
             return self.render(form)
+        if was_mandatory and not form.cleaned_data["mandatory_2fa"]:
+            asked = reauth.confirmation_needed(request, texts.message("action_mandatory_off"))
+            if asked is not None:
+                return asked
         clinic = form.save(commit=False)
         # The flag is changed only through the service, which also re-checks every member's session.
         clinic.mandatory_2fa = Clinic.objects.values_list("mandatory_2fa", flat=True).get(pk=clinic.pk)

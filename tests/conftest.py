@@ -123,3 +123,15 @@ def login(client):
         return c.post(reverse("login"), {"username": user.username, "password": password}, follow=follow)
 
     return do
+
+
+def proved_just_now(http_client) -> None:
+    """A force_login'd session that also proved its factor moments ago, as a real sign-in does
+    (so a sensitive action runs without "Confirm it's you"; see tests/test_reauth.py for that page)."""
+    import time
+
+    from clinic_auth.twofactor import session as twofa_session
+
+    session = http_client.session
+    session[twofa_session.REAUTH_AT_KEY] = int(time.time())
+    session.save()

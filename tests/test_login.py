@@ -92,11 +92,15 @@ def test_login_next_never_leaves_the_site(client, staff, evil):
 
 
 @pytest.mark.django_db
-def test_signed_in_user_opening_the_login_page_goes_home(client, staff):
+def test_signed_in_user_opening_the_login_page_is_told_who_is_signed_in(client, staff):
     client.force_login(staff)
-    response = client.get(reverse("login"))
-    assert response.status_code == 302
-    assert response.url == reverse("home")
+    for url in (reverse("login"), reverse("root")):
+        response = client.get(url)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "You are signed in as <strong>Sam Staff</strong>." in html
+        assert re.search(r'<form method="get" action="/home/">\s*<button[^>]*>Continue as Sam Staff</button>', html)
+        assert re.search(r"<button[^>]*>Sign in as someone else</button>", html)
 
 
 @pytest.mark.django_db

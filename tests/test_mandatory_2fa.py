@@ -107,7 +107,11 @@ def test_json_requests_get_403_naming_the_setup_url(client, mandatory, staff, he
 @pytest.mark.django_db
 def test_no_redirect_loop_from_any_entry_point(client, mandatory, staff):
     client.force_login(staff)
-    for url in ["/", reverse("login"), CHALLENGE, reverse("home"), "/admin/", "/admin/login/", "/no/such/page/"]:
+    for url in ["/", reverse("login")]:  # the login page says who is signed in (issue 13), and stays put
+        response = client.get(url, follow=True)
+        assert response.status_code == 200 and response.redirect_chain == [], url
+        assert "You are signed in as" in response.content.decode()
+    for url in [CHALLENGE, reverse("home"), "/admin/", "/admin/login/", "/no/such/page/"]:
         response = client.get(url, follow=True)
         assert final_path(response) == SETUP, url
         assert response.status_code == 200 and len(response.redirect_chain) <= 2, (url, response.redirect_chain)

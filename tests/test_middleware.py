@@ -1,5 +1,7 @@
 """Issue 3: TwoFactorMiddleware, over HTTP: what each gate lets through and how it refuses."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -151,13 +153,18 @@ def test_logout_is_exempt(gated):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", ["login", "root"])
-def test_login_pages_send_a_signed_in_user_on_without_looping(gated, name):
+def test_login_pages_say_who_is_signed_in_and_continue_without_looping(gated, name):
     client, target, _ = gated
     url = reverse(name)
     for query in ["", f"?next={url}", "?next=/accounts/login/", "?next=/"]:
         response = client.get(url + query, follow=True)
-        assert response.status_code == 200, (url + query, response.status_code)
-        assert response.request["PATH_INFO"] == target, (url + query, response.redirect_chain)
+        assert response.status_code == 200 and response.redirect_chain == [], (url + query, response.redirect_chain)
+        assert "You are signed in as" in response.content.decode()
+        # "Continue as ..." leads on to the step this session is at, without a loop.
+        continue_url = re.search(r'<form method="get" action="([^"]+)">', response.content.decode()).group(1)
+        onward = client.get(continue_url, follow=True)
+        assert onward.status_code == 200 and onward.request["PATH_INFO"] == target, (url + query, onward.redirect_chain)
+        assert len(onward.redirect_chain) <= 2
 
 
 @pytest.mark.django_db

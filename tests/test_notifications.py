@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
-from tests.conftest import next_code
+from tests.conftest import next_code, proved_just_now
 from users.models import User
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +62,7 @@ def test_admin_disabling_2fa_emails_the_user_when_and_by_whom(
 ):
     admin_client = Client()
     admin_client.force_login(clinic_admin)
+    proved_just_now(admin_client)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("user_disable_2fa", args=[member.pk]))

@@ -125,7 +125,8 @@ def snapshot():
 def walk(client: Client, ids: dict, gate_page: str) -> int:
     """Request every path with GET, GET-and-follow, POST and a JSON GET; returns how many paths."""
     targets = walk_targets(ids)
-    exempt = {"login", "root", "logout", gate_page}
+    exempt = {"login", "root", "logout", "sign_in_as_someone_else", gate_page}
+    leaves = {"logout", "sign_in_as_someone_else"}  # POST-only ways out, exempt so the user can leave
     gate = {SETUP: policy.Gate.SETUP, CHALLENGE: policy.Gate.CHALLENGE}[gate_page]
     # The passkey endpoints this gate's page needs: they answer its script, never with a page.
     passkey_endpoints = {name for name in policy.EXEMPT_VIEW_NAMES[gate] if name.startswith("otp_webauthn:")}
@@ -148,25 +149,27 @@ def walk(client: Client, ids: dict, gate_page: str) -> int:
                     assert AuditEvent.objects.filter(action=AuditEvent.Action.KEY_REFUSED).count() == refused_before + 1
             continue
         response = client.get(path)
-        if name == "logout":
-            assert response.status_code == 405, path  # POST-only, exempt so the user can leave
+        if name in leaves:
+            assert response.status_code == 405, path
+        elif name in ("login", "root"):  # says who is signed in, offers to continue or to switch (issue 13)
+            assert response.status_code == 200, path
+            assert "You are signed in as" in response.content.decode(), path
         else:
             assert response.status_code == 302, (path, response.status_code)
             assert response.content == b"", path
-            if name in ("login", "root"):  # a signed-in user is sent on from the login page
-                assert response.url == reverse("home"), path
-            else:
-                assert response.url.startswith(f"{gate_page}?next="), (path, response.url)
+            assert response.url.startswith(f"{gate_page}?next="), (path, response.url)
             followed = client.get(path, follow=True)
             assert followed.status_code == 200, path
             assert followed.request["PATH_INFO"] == gate_page, (path, followed.redirect_chain)
             assert len(followed.redirect_chain) <= 2, (path, followed.redirect_chain)
 
-        if name != "logout":  # logging out is allowed, and would end the walk
+        if name in ("login", "root"):  # junk credentials: the form refuses them, nobody is switched
+            response = client.post(path, {"mandatory_2fa": "", "name": "x", "code": "123456"})
+            assert response.status_code == 200 and "Log in" in response.content.decode(), path
+        elif name not in leaves:  # leaving is allowed, and would end the walk
             response = client.post(path, {"mandatory_2fa": "", "name": "x", "code": "123456"})
             assert response.status_code == 302, (path, response.status_code)
-            expected = reverse("home") if name in ("login", "root") else gate_page
-            assert response.url == expected, (path, response.url)
+            assert response.url == gate_page, (path, response.url)
 
         if name not in exempt and path != gate_page:
             response = client.get(path, HTTP_ACCEPT="application/json")

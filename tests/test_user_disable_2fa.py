@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
+from tests.conftest import proved_just_now
 from users.models import User
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -70,6 +71,7 @@ def test_get_shows_a_confirm_page_and_never_disables(admin_client, member, membe
 def test_post_without_or_with_a_wrong_csrf_token_is_refused(clinic_admin, member, member_client):
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(clinic_admin)
+    proved_just_now(strict)
     confirm = strict.get(disable_url(member))  # sets the CSRF cookie
     assert confirm.status_code == 200
 

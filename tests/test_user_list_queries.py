@@ -12,7 +12,7 @@ from users.models import User
 # Today: list 6 (session, user, clinic, page count, 2FA counts, one page of users),
 # view page 5. One spare for the session's once-a-minute last-seen write.
 LIST_BUDGET = 7
-DETAIL_BUDGET = 6
+DETAIL_BUDGET = 7  # 6, plus one for "Where they are signed in" (issue 13)
 
 
 def add_members(clinic, count: int) -> list[User]:

@@ -5,6 +5,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from clinic_auth.twofactor import texts
 from clinic_auth.twofactor.events import client_ip
 
 from . import login_throttle
@@ -26,7 +27,7 @@ class LoginForm(AuthenticationForm):
         **AuthenticationForm.error_messages,
         "invalid_login": _("The username or password is incorrect."),
         "inactive": _("The username or password is incorrect."),
-        "throttled": _("Too many failed sign-in attempts. Try again in {minutes} minutes."),
+        "throttled": texts.MESSAGES["login_throttled"],
     }
 
     def clean(self):
@@ -49,3 +50,11 @@ class LoginForm(AuthenticationForm):
 
 class KeyNameForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=64, strip=True)
+
+
+class ReauthPasswordForm(forms.Form):
+    """The password again, for an account without 2FA (checked by the view, under the sign-in throttle)."""
+
+    password = forms.CharField(
+        label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )

@@ -79,3 +79,33 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures}"
+
+
+class UserSession(models.Model):
+    """One browser a user signed in with, so they and their clinic admin can see and end it.
+
+    The session's own row (django_session) stays the truth: whether it is still
+    alive, and when it was last active, is read from it. This row adds what the
+    session table cannot answer: whose it is, from where, with which browser, and
+    its key as it rotates (clinic_auth/sessions.py renames both together).
+    """
+
+    class EndReason(models.TextChoices):
+        SIGNED_OUT = "signed_out", "Signed out"
+        ENDED_BY_USER = "ended_by_user", "Signed out from another browser"
+        ENDED_BY_ADMIN = "ended_by_admin", "Signed out by a clinic administrator"
+        SWITCHED_USER = "switched_user", "Someone else signed in on this browser"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signed_in_sessions")
+    session_key = models.CharField(max_length=40, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    signed_in_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ended_at"], name="usersession_user_ended_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.session_key[:6]}…"

@@ -1,11 +1,23 @@
 """Read-only queries for the clinic's user pages; each costs a fixed number of queries."""
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+import ua_parser
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.models import Session
+from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext
 
 from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import session as twofa_session
 from clinics.models import Clinic
 
-from .models import User
+from .models import User, UserSession
 
 SORTS = {
     "name": ("last_name", "first_name", "username"),
@@ -40,3 +52,60 @@ def enrolment_counts(clinic: Clinic) -> dict[str, int]:
         enrolled=Count("pk", filter=devices.enrolled_q()),
     )
     return counts
+
+
+@dataclass(frozen=True)
+class SignedInSession:
+    id: int
+    browser: str
+    operating_system: str
+    ip_address: str | None
+    signed_in_at: datetime
+    last_active_at: datetime
+    is_current: bool
+
+
+def signed_in_sessions(user: User, *, current_session_key: str | None = None) -> list[SignedInSession]:
+    """The user's browsers that are signed in right now, this one first, then newest activity (one query).
+
+    Alive means what the session middleware itself would accept: the session row
+    exists and has not expired, it still carries this user's current auth hash (a
+    password change or 2FA reset ends every other session), and neither the idle
+    nor the absolute timeout has passed.
+    """
+    now = timezone.now()
+    live_data = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=now).values("session_data")
+    rows = UserSession.objects.filter(user=user, ended_at=None).annotate(session_data=Subquery(live_data))
+    current_hash = user.get_session_auth_hash()
+    store = Session.get_session_store_class()()
+    alive = []
+    for row in rows:
+        if row.session_data is None:
+            continue
+        data = store.decode(row.session_data)
+        if str(data.get(SESSION_KEY)) != str(user.pk) or not constant_time_compare(data.get(HASH_SESSION_KEY, ""), current_hash):
+            continue
+        signed_in = row.signed_in_at
+        login_at = data.get(twofa_session.LOGIN_AT_KEY, int(signed_in.timestamp()))
+        last_seen = data.get(twofa_session.LAST_SEEN_KEY, login_at)
+        if now.timestamp() - last_seen > settings.SESSION_IDLE_TIMEOUT or now.timestamp() - login_at > settings.SESSION_ABSOLUTE_TIMEOUT:
+            continue
+        agent = ua_parser.parse(row.user_agent) if row.user_agent else None
+        alive.append(
+            SignedInSession(
+                id=row.pk,
+                browser=_describe(agent.user_agent if agent else None),
+                operating_system=_describe(agent.os if agent else None),
+                ip_address=row.ip_address,
+                signed_in_at=row.signed_in_at,
+                last_active_at=datetime.fromtimestamp(last_seen, tz=dt_timezone.utc),
+                is_current=row.session_key == current_session_key,
+            )
+        )
+    return sorted(alive, key=lambda s: (not s.is_current, -s.last_active_at.timestamp()))
+
+
+def _describe(part) -> str:
+    if part is None or not part.family or part.family == "Other":
+        return gettext("Unknown")
+    return f"{part.family} {part.major}" if part.major else part.family

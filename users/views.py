@@ -1,11 +1,12 @@
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, LogoutView, PasswordChangeView
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import resolve, reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.views import View
@@ -13,31 +14,47 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from clinic_auth.redirects import is_safe_next
-from clinic_auth.twofactor import devices, policy, services, session, texts
+from clinic_auth.twofactor import devices, policy, reauth, services, session, texts
 from clinic_auth.twofactor.events import client_ip
-from clinic_auth.twofactor.forms import TOTPCodeForm
+from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 
 from . import selectors
-from .forms import KeyNameForm, LoginForm, UserSearchForm
-from .models import User
+from . import services as user_services
+from .forms import KeyNameForm, LoginForm, ReauthPasswordForm, UserSearchForm
+from .models import User, UserSession
 
 USERS_PER_PAGE = 50
 
 
 class ClinicLoginView(LoginView):
+    """Log in. On a shared computer where someone is still signed in, it says who, and offers
+    to continue as them or to sign them out first; it never lands on their pages silently."""
+
     form_class = LoginForm
     template_name = "twofactor/login.html"
-    redirect_authenticated_user = True
 
     def get_redirect_url(self):
-        # A `next` naming this very page makes Django raise a redirect-loop error (a 500).
+        # A `next` naming a login page would lead back here (Django even raises a redirect-loop error).
         url = super().get_redirect_url()
-        if not is_safe_next(url, self.request) or url == self.request.path:
+        if not is_safe_next(url, self.request) or policy.view_name_for_path(url.split("?", 1)[0]) in ("login", "root"):
             return ""
         return url
 
+    def get(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            context = {"signed_in": request.user, "continue_url": self.get_success_url()}
+            return render(request, "twofactor/signed_in_as.html", context)
+        return super().get(request, *args, **kwargs)
+
     def form_valid(self, form):
+        previous = self.request.user
+        if previous.is_authenticated and previous.pk != form.get_user().pk:
+            # Django's login() flushes the other person's session: say so, and record it.
+            user_services.user_signed_out_for_switch(
+                user=previous, session_key=self.request.session.session_key, ip_address=client_ip(self.request)
+            )
+            messages.info(self.request, texts.message("switched_user", name=previous.display_name))
         response = super().form_valid(form)
         session.start_login(self.request)
         return response
@@ -46,6 +63,95 @@ class ClinicLoginView(LoginView):
 @method_decorator(login_not_required, name="dispatch")
 class ClinicLogoutView(LogoutView):
     pass
+
+
+class SignInAsSomeoneElseView(View):
+    """"Sign in as someone else": the person still signed in is signed out, then the empty login form."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        user = request.user
+        user_services.user_signed_out_for_switch(user=user, session_key=request.session.session_key, ip_address=client_ip(request))
+        logout(request)
+        messages.info(request, texts.message("switched_user", name=user.display_name))
+        return redirect("login")
+
+
+class ReauthenticateView(View):
+    """"Confirm it's you": a current code (or a recovery code, or a passkey), or the password for
+    an account without 2FA; then the action that asked for it runs with its original form data."""
+
+    template_name = "users/reauthenticate.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        self.action = session.pending_action(request)
+        if self.action is None:
+            messages.info(request, texts.message("nothing_to_confirm"))
+            return redirect("home")
+        self.enrolled = devices.is_enrolled(request.user)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request):
+        return self.render(self.new_form())
+
+    def post(self, request):
+        if "continue" in request.POST and session.reauth_is_fresh(request):
+            return replay(request, session.take_pending_action(request))
+        form = self.new_form(request.POST)
+        if form.is_valid() and self.confirm(form):
+            session.note_reauth(request)
+            return replay(request, session.take_pending_action(request))
+        return self.render(form)
+
+    def new_form(self, data=None):
+        return ChallengeForm(data) if self.enrolled else ReauthPasswordForm(data)
+
+    def confirm(self, form) -> bool:
+        user, ip_address = self.request.user, client_ip(self.request)
+        if self.enrolled:
+            kind, token = form.cleaned_data["code"]
+            try:
+                services.code_verify(user=user, kind=kind, token=token, ip_address=ip_address)
+                return True
+            except services.CodeRefused as refused:
+                form.add_error("code", texts.code_refused(refused))
+        else:
+            try:
+                user_services.user_password_confirm(user=user, password=form.cleaned_data["password"], ip_address=ip_address)
+                return True
+            except user_services.PasswordRefused as refused:
+                form.add_error("password", refused.message)
+        services.reauth_record_failure(user=user, ip_address=ip_address, detail=self.action["label"])
+        return False
+
+    def render(self, form):
+        user = self.request.user
+        context = {
+            "form": form,
+            "label": self.action["label"],
+            "enrolled": self.enrolled,
+            "confirmed": session.reauth_is_fresh(self.request),
+            "has_keys": self.enrolled and devices.keys_of(user).exists(),
+        }
+        return render(self.request, self.template_name, context)
+
+
+def replay(request, action: dict):
+    """Run the parked action as it was submitted (its CSRF token was checked then)."""
+    path = action["path"]
+    if action["method"] != "POST":
+        return HttpResponseRedirect(path if is_safe_next(path, request) else reverse("home"))
+    path = path.split("?", 1)[0]
+    match = resolve(path)
+    data = QueryDict(mutable=True)
+    for key, values in action["data"].items():
+        data.setlist(key, values)
+    request.method = "POST"
+    request.POST = data
+    request.path = request.path_info = path
+    request.resolver_match = match
+    return match.func(request, *match.args, **match.kwargs)
 
 
 @login_not_required
@@ -83,6 +189,8 @@ def render_profile(request, *, disable_form=None, rename_errors=None):
         "required_by_clinic": policy.two_factor_required(user),
         "recovery_codes_left": devices.recovery_codes_left(user) if enrolled else 0,
         "disable_form": disable_form or TOTPCodeForm(auto_id="id_disable_%s"),
+        "reauth_fresh": session.reauth_is_fresh(request),
+        "sessions": selectors.signed_in_sessions(user, current_session_key=request.session.session_key),
     }
     return render(request, "users/profile.html", context)
 
@@ -109,6 +217,17 @@ class RenameKeyView(View):
         return redirect("profile")
 
 
+class AddKeyView(View):
+    """The "Add a passkey or security key" button of a session that must confirm it's them first."""
+
+    http_method_names = ["post"]
+
+    @method_decorator(reauth.sensitive_action(texts.MESSAGES["action_add_key"]))
+    def post(self, request):
+        return HttpResponseRedirect(reverse("profile") + "#add-key")
+
+
+@method_decorator(reauth.sensitive_action(texts.MESSAGES["action_remove_key"]), name="dispatch")
 class RemoveKeyView(View):
     http_method_names = ["post"]
 
@@ -210,8 +329,72 @@ class UserDetailView(ClinicAdminRequiredMixin, View):
             "twofa": state,
             "mandatory": request.user.clinic.mandatory_2fa,
             "is_self": member.pk == request.user.pk,
+            "sessions": selectors.signed_in_sessions(member, current_session_key=request.session.session_key),
         }
         return render(request, "users/user_detail.html", context)
+
+
+class EndOwnSessionsView(View):
+    """"Sign out" one of your other browsers, or "Sign out everywhere else"."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        target = request.POST.get("session", "")
+        current = request.session.session_key
+        try:
+            ended = user_services.user_sessions_end(
+                user=request.user,
+                actor=request.user,
+                reason=UserSession.EndReason.ENDED_BY_USER,
+                session_ids=None if target == "others" else [_int_or_zero(target)],
+                keep_session_key=current,
+                ip_address=client_ip(request),
+            )
+        except user_services.SessionNotFound:
+            messages.error(request, texts.message("session_not_found"))
+        else:
+            messages.success(request, texts.sessions_ended(ended))
+        return HttpResponseRedirect(reverse("profile") + "#sessions-heading")
+
+
+def _int_or_zero(value: str) -> int:
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 18 else 0
+
+
+@method_decorator(never_cache, name="dispatch")
+class KeepAliveView(View):
+    """"Stay signed in" in the idle warning: counts as activity, says how long the session now has."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        return JsonResponse({"idle_expires_in": session.keep_alive(request)})
+
+
+class EndMemberSessionsView(ClinicAdminRequiredMixin, View):
+    """A clinic admin signs a member out of one browser, or everywhere (audited, the member is e-mailed)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        member = self.clinic_user(pk)
+        target = request.POST.get("session", "")
+        try:
+            ended = user_services.user_sessions_end(
+                user=member,
+                actor=request.user,
+                reason=UserSession.EndReason.ENDED_BY_ADMIN,
+                session_ids=None if target == "all" else [_int_or_zero(target)],
+                # An admin viewing their own page keeps the browser they are using.
+                keep_session_key=request.session.session_key if member.pk == request.user.pk else None,
+                ip_address=client_ip(request),
+            )
+        except user_services.SessionNotFound:
+            messages.error(request, texts.message("session_not_found"))
+        else:
+            messages.success(request, texts.sessions_ended(ended, name=member.display_name))
+        return HttpResponseRedirect(reverse("user_detail", args=[member.pk]) + "#sessions-heading")
 
 
 class UserDisable2FAView(ClinicAdminRequiredMixin, View):
@@ -234,6 +417,9 @@ class UserDisable2FAView(ClinicAdminRequiredMixin, View):
         if member.pk == request.user.pk:
             messages.error(request, texts.message("disable_own_refused"))
             return redirect("user_detail", pk=member.pk)
+        asked = reauth.confirmation_needed(request, texts.message("action_disable_member", name=member.display_name))
+        if asked is not None:
+            return asked
         removed = services.twofa_reset(
             user=member,
             actor=request.user,

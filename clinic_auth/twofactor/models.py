@@ -214,6 +214,9 @@ class AuditEvent(models.Model):
         KEY_ADDED = "key_added", "Passkey or security key added"
         KEY_REMOVED = "key_removed", "Passkey or security key removed"
         KEY_REFUSED = "key_refused", "Passkey or security key refused"
+        SIGNED_OUT_FOR_SWITCH = "signed_out_switch", "Signed out when someone else signed in"
+        SESSIONS_ENDED_BY_ADMIN = "sessions_ended_admin", "Sessions ended by an admin"
+        REAUTH_FAILED = "reauth_failed", "Confirm it's you failed"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, choices=Action.choices)

@@ -19,13 +19,15 @@ from django_otp_webauthn import exceptions, views
 
 from clinic_auth.redirects import safe_next
 
-from . import services, session, texts
+from . import devices, reauth, services, session, texts
 from .events import client_ip
 from .policy import Gate
 
 # Gates at which each ceremony may run: a second factor at the challenge; a new
 # key from a session that passed 2FA, or one setting up its first method.
 AUTHENTICATION_GATES = frozenset({Gate.CHALLENGE})
+# ... and a signed-in session confirming it's them before a sensitive action.
+REAUTHENTICATION_GATES = frozenset({Gate.VERIFIED})
 REGISTRATION_GATES = frozenset({Gate.VERIFIED, Gate.OPEN, Gate.SETUP})
 
 
@@ -59,6 +61,10 @@ class RegistrationBegin(views.BeginCredentialRegistrationView):
         _require_gate(self.request, REGISTRATION_GATES)
 
     def post(self, *args, **kwargs):
+        if devices.is_enrolled(self.request.user):  # adding to an account that has a method already
+            asked = reauth.confirmation_needed(self.request, texts.message("action_add_key"))
+            if asked is not None:
+                return asked
         response = super().post(*args, **kwargs)
         session.note_passkey_challenge(self.request, "register")
         return response
@@ -74,7 +80,7 @@ class RegistrationComplete(views.CompleteCredentialRegistrationView):
         gate_before = session.request_gate(request)
         with transaction.atomic():
             response = super().post(*args, **kwargs)
-            credential = views.WebAuthnCredential.objects.get(pk=_json(response)["id"])
+            credential = devices.keys_of(request.user).get(pk=_json(response)["id"])
             codes = services.passkey_added(user=request.user, credential=credential, ip_address=client_ip(request))
         messages.success(request, texts.message("key_added", name=credential.name))
         if codes:
@@ -88,9 +94,14 @@ class RegistrationComplete(views.CompleteCredentialRegistrationView):
         return views.JsonResponse({"id": credential.pk, "redirect_url": redirect_url})
 
 
+def _require_sign_in_or_reauth(request) -> None:
+    allowed = AUTHENTICATION_GATES | (REAUTHENTICATION_GATES if session.pending_action(request) else frozenset())
+    _require_gate(request, allowed)
+
+
 class AuthenticationBegin(views.BeginCredentialAuthenticationView):
     def check_can_authenticate(self):
-        _require_gate(self.request, AUTHENTICATION_GATES)
+        _require_sign_in_or_reauth(self.request)
 
     def post(self, *args, **kwargs):
         response = super().post(*args, **kwargs)
@@ -100,14 +111,18 @@ class AuthenticationBegin(views.BeginCredentialAuthenticationView):
 
 class AuthenticationComplete(views.CompleteCredentialAuthenticationView):
     def check_can_authenticate(self):
-        _require_gate(self.request, AUTHENTICATION_GATES)
+        _require_sign_in_or_reauth(self.request)
         _require_fresh_challenge(self.request, "authenticate")
+        self.reauthenticating = session.request_gate(self.request) in REAUTHENTICATION_GATES
 
     def complete_auth(self, device):
-        session.mark_verified(self.request, device)
+        if self.reauthenticating:
+            session.note_reauth(self.request)
+        else:
+            session.mark_verified(self.request, device)
 
     def get_success_url(self):
-        return safe_next(self.request)
+        return reverse(reauth.CONFIRM_VIEW) if self.reauthenticating else safe_next(self.request)
 
     def handle_exception(self, exc):
         # Every refusal of a key at sign-in is audited: another user's key, an unknown

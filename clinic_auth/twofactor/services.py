@@ -359,3 +359,8 @@ def passkey_remove(*, user, credential_id: int, ip_address: str | None) -> bool:
 def passkey_refused(*, user, reason: str, ip_address: str | None) -> None:
     """Audit a passkey or security key that did not pass (wrong user, replayed, cloned, expired)."""
     events.record(AuditEvent.Action.KEY_REFUSED, actor=user, target=user, ip_address=ip_address, detail=reason[:255])
+
+
+def reauth_record_failure(*, user, ip_address: str | None, detail: str) -> None:
+    """A failed "Confirm it's you" (the code throttles and lockouts apply as at sign-in)."""
+    events.record(AuditEvent.Action.REAUTH_FAILED, actor=user, target=user, ip_address=ip_address, detail=detail[:255])

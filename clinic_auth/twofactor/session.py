@@ -27,6 +27,18 @@ LAST_SEEN_KEY = "clinicauth_last_seen"
 LAST_SEEN_WRITE_INTERVAL = 60
 
 
+def keep_alive(request: HttpRequest) -> int:
+    """Explicit activity (the idle warning's "Stay signed in"): note it now; seconds of idle left."""
+    request.session[LAST_SEEN_KEY] = int(time.time())
+    return settings.SESSION_IDLE_TIMEOUT
+
+
+def idle_expires_at(request: HttpRequest) -> int:
+    """When the idle timeout will end this session, as the server counts it (epoch seconds)."""
+    now = int(time.time())
+    return request.session.get(LAST_SEEN_KEY, now) + settings.SESSION_IDLE_TIMEOUT
+
+
 def timed_out_else_touch(request: HttpRequest) -> bool:
     """True when the session has been idle too long or is too old; otherwise note the activity."""
     now = int(time.time())
@@ -70,12 +82,13 @@ def start_login(request: HttpRequest) -> None:
 
     Where no second factor applies, the password completes the sign-in.
     """
-    for key in (VERIFIED_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY):
+    for key in (VERIFIED_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTION_KEY):
         request.session.pop(key, None)
     request.session[PENDING_SINCE_KEY] = int(time.time())
     request.session[LOGIN_AT_KEY] = int(time.time())
     if request_gate(request) == Gate.OPEN:
         services.user_record_sign_in(user=request.user)
+        note_reauth(request)  # for an account without 2FA, the password is the proof
 
 
 def pending_login_expired(request: HttpRequest) -> bool:
@@ -97,6 +110,7 @@ def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = Tru
     request.session.pop(SETUP_KEY, None)
     django_otp.login(request, device)
     _remember_gate(request, Gate.VERIFIED)
+    note_reauth(request)
     if completes_sign_in:
         services.user_record_sign_in(user=request.user)
 
@@ -154,3 +168,42 @@ def drop_passkey_challenge(request: HttpRequest, ceremony: str) -> None:
     request.session.pop(PASSKEY_STATE_KEYS[ceremony], None)
     issued = {k: v for k, v in request.session.get(PASSKEY_ISSUED_KEY, {}).items() if k != ceremony}
     request.session[PASSKEY_ISSUED_KEY] = issued
+
+
+# Re-authentication before sensitive actions: when the session last proved its factor,
+# and the action waiting for that proof (replayed with its form data once proved).
+REAUTH_AT_KEY = "clinicauth_reauth_at"
+PENDING_ACTION_KEY = "clinicauth_pending_action"
+
+
+def note_reauth(request: HttpRequest) -> None:
+    request.session[REAUTH_AT_KEY] = int(time.time())
+
+
+def reauth_is_fresh(request: HttpRequest) -> bool:
+    proved_at = request.session.get(REAUTH_AT_KEY)
+    return proved_at is not None and time.time() - proved_at <= settings.CLINICAUTH_REAUTH_WINDOW
+
+
+def stash_pending_action(request: HttpRequest, *, label: str) -> None:
+    data = {key: values for key, values in request.POST.lists() if key != "csrfmiddlewaretoken"}
+    request.session[PENDING_ACTION_KEY] = {
+        "method": request.method,
+        "path": request.get_full_path(),
+        "data": data if request.method == "POST" else {},
+        "label": label,
+        "at": int(time.time()),
+    }
+
+
+def pending_action(request: HttpRequest) -> dict | None:
+    action = request.session.get(PENDING_ACTION_KEY)
+    if action and time.time() - action["at"] <= settings.CLINICAUTH_REAUTH_WINDOW:
+        return action
+    return None
+
+
+def take_pending_action(request: HttpRequest) -> dict | None:
+    action = pending_action(request)
+    request.session.pop(PENDING_ACTION_KEY, None)
+    return action

@@ -43,6 +43,17 @@ MESSAGES = {
     "key_removed_last": _("Passkey or security key “{name}” removed. It was your only two-factor method, so two-factor authentication is now off."),
     "key_last_required": _("This is your only two-factor method and your clinic requires two-factor authentication. Add another method before you remove it."),
     "key_not_found": _("That passkey or security key no longer exists."),
+    "switched_user": _("{name} has been signed out of this browser."),
+    "action_new_codes": _("generate new recovery codes"),
+    "action_add_app": _("add an authenticator app"),
+    "action_add_key": _("add a passkey or security key"),
+    "action_remove_key": _("remove a passkey or security key"),
+    "action_mandatory_off": _("turn Mandatory 2FA off for your clinic"),
+    "action_disable_member": _("disable two-factor authentication for {name}"),
+    "session_not_found": _("That browser is no longer signed in."),
+    "login_throttled": _("Too many failed sign-in attempts. Try again in {minutes} minutes."),
+    "password_wrong": _("That password is not right."),
+    "nothing_to_confirm": _("There is nothing waiting to be confirmed."),
     "session_expired": _("Your session has ended. Log in again."),
 }
 
@@ -71,6 +82,14 @@ def code_refused(refusal: services.CodeRefused, *, at_setup: bool = False) -> st
     if isinstance(refusal, services.CodeReplayed):
         return message("code_replayed")
     return message("setup_code_invalid" if at_setup else "code_invalid")
+
+
+def sessions_ended(count: int, *, name: str | None = None) -> str:
+    if name is None:
+        return ngettext("Signed out of {count} other browser.", "Signed out of {count} other browsers.", count).format(count=count)
+    return ngettext(
+        "{name} has been signed out of {count} browser.", "{name} has been signed out of {count} browsers.", count
+    ).format(count=count, name=name)
 
 
 def recovery_code_used(left: int) -> str:

@@ -15,7 +15,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from clinic_auth.redirects import safe_next
 
-from . import devices, policy, services, session, texts
+from . import devices, policy, reauth, services, session, texts
 from .events import client_ip
 from .forms import ChallengeForm, TOTPCodeForm
 from .policy import Gate
@@ -95,6 +95,10 @@ class SetupView(View):
         if devices.confirmed_totp_device(request.user) is not None:
             messages.info(request, texts.message("already_enabled"))
             return redirect("profile")
+        if devices.is_enrolled(request.user):  # a second method, next to a passkey or security key
+            asked = reauth.confirmation_needed(request, texts.message("action_add_app"))
+            if asked is not None:
+                return asked
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request):
@@ -169,6 +173,9 @@ class RecoveryCodesView(View):
     def post(self, request):
         if not devices.is_enrolled(request.user):
             return redirect("profile")
+        asked = reauth.confirmation_needed(request, texts.message("action_new_codes"))
+        if asked is not None:
+            return asked
         codes = services.recovery_codes_regenerate(user=request.user, ip_address=client_ip(request))
         messages.success(request, texts.message("recovery_regenerated"))
         session.stash_codes_to_show(request, codes, continue_url=reverse("profile"))

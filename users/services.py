@@ -1,0 +1,93 @@
+"""Writes for accounts and their signed-in browsers; none of them sees the request."""
+
+from __future__ import annotations
+
+import math
+
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+
+from clinic_auth.twofactor import events, texts
+from clinic_auth.twofactor.models import AuditEvent
+
+from . import login_throttle
+from .models import User, UserSession
+
+
+class SessionNotFound(Exception):
+    """No such signed-in browser of this user (or it has ended already)."""
+
+
+def user_session_start(*, user: User, session_key: str, ip_address: str | None, user_agent: str) -> UserSession:
+    return UserSession.objects.update_or_create(
+        session_key=session_key,
+        defaults={"user": user, "ip_address": ip_address, "user_agent": user_agent[:512], "ended_at": None, "end_reason": ""},
+    )[0]
+
+
+def user_session_mark_ended(*, session_key: str, reason: UserSession.EndReason) -> None:
+    """The browser signed out (its session row is flushed by Django itself)."""
+    UserSession.objects.filter(session_key=session_key, ended_at=None).update(ended_at=timezone.now(), end_reason=reason)
+
+
+def user_sessions_end(
+    *,
+    user: User,
+    actor: User,
+    reason: UserSession.EndReason,
+    session_ids: list[int] | None = None,
+    keep_session_key: str | None = None,
+    ip_address: str | None = None,
+) -> int:
+    """End some (session_ids) or all of the user's signed-in browsers, but never `keep_session_key`.
+
+    Ending deletes the session's own row, so its next request is signed out. Returns
+    how many ended. An admin ending a member's sessions is audited and e-mailed.
+    """
+    with transaction.atomic():
+        rows = UserSession.objects.select_for_update().filter(user=user, ended_at=None)
+        if session_ids is not None:
+            rows = rows.filter(pk__in=session_ids)
+        if keep_session_key:
+            rows = rows.exclude(session_key=keep_session_key)
+        keys = list(rows.values_list("session_key", flat=True))
+        if session_ids is not None and len(keys) != len(set(session_ids)):
+            raise SessionNotFound()
+        live = Session.objects.filter(session_key__in=keys).delete()[0]
+        rows.update(ended_at=timezone.now(), end_reason=reason)
+        if reason == UserSession.EndReason.ENDED_BY_ADMIN and keys:
+            events.record(
+                AuditEvent.Action.SESSIONS_ENDED_BY_ADMIN,
+                actor=actor,
+                target=user,
+                ip_address=ip_address,
+                detail=f"{len(keys)} session{'s' if len(keys) != 1 else ''}",
+            )
+            events.notify(user, "sessions_ended", actor=actor, count=len(keys))
+    return live
+
+
+def user_signed_out_for_switch(*, user: User, session_key: str | None, ip_address: str | None) -> None:
+    """Someone else is signing in on this browser: the person still signed in is signed out, on the record."""
+    with transaction.atomic():
+        if session_key:
+            user_session_mark_ended(session_key=session_key, reason=UserSession.EndReason.SWITCHED_USER)
+        events.record(AuditEvent.Action.SIGNED_OUT_FOR_SWITCH, actor=user, target=user, ip_address=ip_address)
+
+
+class PasswordRefused(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def user_password_confirm(*, user: User, password: str, ip_address: str | None) -> None:
+    """The password again (an account without 2FA confirming it's them), counted like a sign-in attempt."""
+    until = login_throttle.begin_attempt(username=user.get_username(), ip=ip_address)
+    if until is not None:
+        minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
+        raise PasswordRefused(texts.message("login_throttled", minutes=minutes))
+    if not user.check_password(password):
+        raise PasswordRefused(texts.message("password_wrong"))
+    login_throttle.record_success(username=user.get_username(), ip=ip_address)
