@@ -140,6 +140,8 @@ CSRF_COOKIE_NAME = "__Host-clinicauth_csrf" if HTTPS else "clinicauth_csrf"
 # Two-factor authentication.
 CLINICAUTH_PRODUCT_NAME = "ClinicAuth"
 CLINICAUTH_PENDING_LOGIN_TIMEOUT = int(os.environ.get("PENDING_LOGIN_TIMEOUT", str(10 * 60)))
+# The idle logout is announced this many seconds before (a dialog with "Stay signed in").
+CLINICAUTH_IDLE_WARNING_SECONDS = int(os.environ.get("IDLE_WARNING_SECONDS", "120"))
 # Sensitive actions ask "Confirm it's you" when the factor was last proved longer ago than this.
 CLINICAUTH_REAUTH_WINDOW = int(os.environ.get("REAUTH_WINDOW", str(10 * 60)))
 # How long one set-up session's secret stays usable before the page shows a fresh one.

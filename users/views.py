@@ -1,3 +1,5 @@
+import time
+
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
@@ -366,7 +368,9 @@ def _int_or_zero(value: str) -> int:
 class KeepAliveView(View):
     """"Stay signed in" in the idle warning: counts as activity, says how long the session now has."""
 
-    http_method_names = ["post"]
+    def get(self, request):
+        """How long this session has left, without counting as activity (another tab may have kept it alive)."""
+        return JsonResponse({"idle_expires_in": max(0, session.idle_expires_at(request) - int(time.time()))})
 
     def post(self, request):
         return JsonResponse({"idle_expires_in": session.keep_alive(request)})

@@ -1,7 +1,20 @@
-from . import policy
+import time
+
+from django.conf import settings
+
+from . import policy, session
 
 
 def two_factor(request):
-    """Tells templates whether to show the full navigation (only past the 2FA gate)."""
+    """Tells templates whether to show the full navigation (only past the 2FA gate), and when the
+    idle logout will come (for the warning before it)."""
     gate = getattr(request, "twofa_gate", None)
-    return {"twofa_gate": gate, "show_navigation": gate in policy.ALLOWED_GATES}
+    context = {"twofa_gate": gate, "show_navigation": gate in policy.ALLOWED_GATES}
+    if getattr(request, "user", None) is not None and request.user.is_authenticated:
+        warn = min(settings.CLINICAUTH_IDLE_WARNING_SECONDS, settings.SESSION_IDLE_TIMEOUT)
+        context.update(
+            idle_expires_in=max(0, session.idle_expires_at(request) - int(time.time())),
+            idle_warning_seconds=warn,
+            idle_warning_text=f"{warn // 60}:{warn % 60:02d}",
+        )
+    return context

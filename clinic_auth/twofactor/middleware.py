@@ -22,7 +22,9 @@ class SessionTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated and session.timed_out_else_touch(request):
+        # The idle warning's own "how long is left?" must not count as activity.
+        passive = request.method == "GET" and request.path_info == reverse("session_keep_alive")
+        if request.user.is_authenticated and session.timed_out_else_touch(request, touch=not passive):
             logout(request)
             messages.info(request, texts.message("session_expired"))
             return redirect(settings.LOGIN_URL)

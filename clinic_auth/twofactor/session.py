@@ -39,14 +39,14 @@ def idle_expires_at(request: HttpRequest) -> int:
     return request.session.get(LAST_SEEN_KEY, now) + settings.SESSION_IDLE_TIMEOUT
 
 
-def timed_out_else_touch(request: HttpRequest) -> bool:
+def timed_out_else_touch(request: HttpRequest, *, touch: bool = True) -> bool:
     """True when the session has been idle too long or is too old; otherwise note the activity."""
     now = int(time.time())
     login_at = request.session.setdefault(LOGIN_AT_KEY, now)
     last_seen = request.session.get(LAST_SEEN_KEY, now)
     if now - last_seen > settings.SESSION_IDLE_TIMEOUT or now - login_at > settings.SESSION_ABSOLUTE_TIMEOUT:
         return True
-    if now - request.session.get(LAST_SEEN_KEY, 0) >= LAST_SEEN_WRITE_INTERVAL:
+    if touch and now - request.session.get(LAST_SEEN_KEY, 0) >= LAST_SEEN_WRITE_INTERVAL:
         request.session[LAST_SEEN_KEY] = now
     return False
 

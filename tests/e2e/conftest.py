@@ -60,10 +60,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"e2e screenshots ({count}): {ARTIFACTS}")
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    """`manage.py runserver` on a free port, on a fresh database with the demo accounts."""
-    workdir = tmp_path_factory.mktemp("e2e-server")
+def serve(workdir: Path, **extra_env: str):
+    """`manage.py runserver` on a free port of localhost, on a fresh database with the demo accounts."""
     port = _free_port()
     env = {
         **os.environ,
@@ -75,6 +73,7 @@ def app_server(tmp_path_factory):
         # Browsers serve passkeys to a host name, never an IP address: the suite opens localhost.
         "WEBAUTHN_RP_ID": "localhost",
         "WEBAUTHN_ORIGINS": f"http://localhost:{port}",
+        **extra_env,
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
 
@@ -117,6 +116,23 @@ def app_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    yield from serve(tmp_path_factory.mktemp("e2e-server"))
+
+
+@pytest.fixture(scope="session")
+def short_idle_server(tmp_path_factory):
+    """The same app with a 20-second idle logout announced 12 seconds before, for the idle warning."""
+    yield from serve(tmp_path_factory.mktemp("e2e-idle"), SESSION_IDLE_TIMEOUT="20", IDLE_WARNING_SECONDS="12")
+
+
+@pytest.fixture(scope="session")
+def short_reauth_server(tmp_path_factory):
+    """The same app where a sensitive action asks "Confirm it's you" 2 seconds after the last proof."""
+    yield from serve(tmp_path_factory.mktemp("e2e-reauth"), REAUTH_WINDOW="2")
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
@@ -143,9 +159,9 @@ def new_page(browser, app_server, axe_source):
     """Open a page in a fresh browser context (its own cookies: one per person)."""
     contexts = []
 
-    def open_page(width: int = 1280, height: int = 900):
+    def open_page(width: int = 1280, height: int = 900, base_url: str | None = None):
         context = browser.new_context(
-            base_url=app_server,
+            base_url=base_url or app_server,
             viewport={"width": width, "height": height},
             locale="en-GB",
             timezone_id="UTC",

@@ -31,6 +31,9 @@ CLINICS = {
     "wide": ("Wide Road Clinic", False),
     "keys": ("Keyfield Clinic", False),
     "keysreq": ("Keyrequired Clinic", True),
+    "shared": ("Front Desk Clinic", False),
+    "confirm": ("Confirmation Clinic", False),
+    "idle": ("Quiet Clinic", False),
 }
 
 
