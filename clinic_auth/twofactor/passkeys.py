@@ -62,7 +62,7 @@ class RegistrationBegin(views.BeginCredentialRegistrationView):
 
     def post(self, *args, **kwargs):
         if devices.is_enrolled(self.request.user):  # adding to an account that has a method already
-            asked = reauth.confirmation_needed(self.request, texts.message("action_add_key"))
+            asked = reauth.confirmation_needed(self.request, texts.message("action_add_key"), json_only=True)
             if asked is not None:
                 return asked
         response = super().post(*args, **kwargs)

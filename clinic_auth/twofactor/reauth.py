@@ -19,11 +19,12 @@ from .middleware import wants_json
 CONFIRM_VIEW = "reauthenticate"
 
 
-def confirmation_needed(request: HttpRequest, label: str) -> HttpResponse | None:
-    """None when the session proved its factor recently; else the response that asks for it."""
+def confirmation_needed(request: HttpRequest, label: str, *, json_only: bool = False) -> HttpResponse | None:
+    """None when the session proved its factor recently; else the response that asks for it
+    (JSON for a script, which cannot follow a redirect to a page)."""
     if session.reauth_is_fresh(request):
         return None
-    if wants_json(request):
+    if json_only or wants_json(request):
         return JsonResponse({"error": "reauthentication_required", "redirect": reverse(CONFIRM_VIEW)}, status=403)
     session.stash_pending_action(request, label=label)
     return redirect(CONFIRM_VIEW)
