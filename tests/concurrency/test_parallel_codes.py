@@ -24,8 +24,8 @@ pytestmark = pytest.mark.concurrency
 
 CHALLENGE = "/accounts/two-factor/"
 REPLAYED = "already been used"
-INCORRECT_PASSWORD = LoginForm.error_messages["invalid_login"]
-PASSWORD_THROTTLED = LoginForm.error_messages["throttled"].split("{")[0]
+INCORRECT_PASSWORD = str(LoginForm.error_messages["invalid_login"])  # gettext_lazy since issue 12
+PASSWORD_THROTTLED = str(LoginForm.error_messages["throttled"]).split("{")[0]
 
 
 def report(title: str, **counts) -> None:
