@@ -453,3 +453,19 @@ def test_without_a_keep_alive_the_idle_logout_happens_as_before(staff, client, s
     session.save()
     assert client.post(reverse("session_keep_alive")).status_code == 302
     assert client.get(reverse("home")).url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_the_parked_action_waits_longer_than_a_short_window(enrolled, staff, monkeypatch, settings):
+    settings.CLINICAUTH_REAUTH_WINDOW = 2
+    client, device = enrolled
+    before = code_hashes(staff)
+    later(monkeypatch, 3)
+    assert client.post(CODES).url == CONFIRM
+    later(monkeypatch, 3 + 120)  # two minutes to find the phone and type the code
+    assert client.post(CONFIRM, {"code": next_code(device)}).url == CODES
+    assert code_hashes(staff) != before
+    later(monkeypatch, 3 + 120 + twofa_session.PENDING_ACTION_LIFETIME + 1)
+    assert client.post(CODES).url == CONFIRM
+    later(monkeypatch, 3 + 2 * (120 + twofa_session.PENDING_ACTION_LIFETIME))
+    assert "There is nothing waiting to be confirmed." in client.get(CONFIRM, follow=True).content.decode()

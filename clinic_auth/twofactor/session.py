@@ -196,9 +196,13 @@ def stash_pending_action(request: HttpRequest, *, label: str) -> None:
     }
 
 
+# How long a parked action waits for its confirmation (not the re-auth window: typing a code takes time).
+PENDING_ACTION_LIFETIME = 10 * 60
+
+
 def pending_action(request: HttpRequest) -> dict | None:
     action = request.session.get(PENDING_ACTION_KEY)
-    if action and time.time() - action["at"] <= settings.CLINICAUTH_REAUTH_WINDOW:
+    if action and time.time() - action["at"] <= PENDING_ACTION_LIFETIME:
         return action
     return None
 

@@ -54,7 +54,8 @@ def test_add_a_passkey_from_my_profile_then_sign_in_with_it_by_keyboard(new_page
     staff.get_by_role("link", name="My Profile").click()
     section = staff.get_by_role("region", name="Two-Factor Authentication")
     section.get_by_role("button", name="Add a passkey or security key").click()
-    expect(staff.get_by_role("status").filter(has_text=re.compile("Passkey or security key .* added"))).to_be_visible()
+    added = staff.get_by_role("status").filter(has_text=re.compile("Passkey or security key .* added"))
+    expect(added).to_be_visible(timeout=30_000)
     expect(heading(staff, "My Profile")).to_be_visible()
     assert len(credentials(cdp, authenticator)) == 1
     expect(section.get_by_role("listitem").filter(has_text="Authenticator app")).to_be_visible()
@@ -70,7 +71,7 @@ def test_add_a_passkey_from_my_profile_then_sign_in_with_it_by_keyboard(new_page
     # Keyboard only: Tab to the button, Enter, and the browser's prompt answers for the key.
     tab_to(staff, use_key)
     staff.keyboard.press("Enter")
-    expect(welcome(staff)).to_be_visible()
+    expect(welcome(staff)).to_be_visible(timeout=30_000)
     assert credentials(cdp, authenticator)[0]["signCount"] >= 1
 
 
@@ -81,7 +82,7 @@ def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_p
     expect(heading(staff, "Set up Two-Factor Authentication")).to_be_visible()
     check_page(staff, "setup with the passkey option")
     staff.get_by_role("button", name="Use a passkey or security key instead").click()
-    expect(heading(staff, "Your recovery codes")).to_be_visible()
+    expect(heading(staff, "Your recovery codes")).to_be_visible(timeout=30_000)  # the key's ceremony, then a redirect
     expect(staff.get_by_role("status").filter(has_text="2FA is now active")).to_be_visible()
     staff.get_by_role("link", name="Continue").click()
     expect(welcome(staff)).to_be_visible()
@@ -91,6 +92,7 @@ def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_p
     add_virtual_authenticator(admin)
     log_in(admin, "keysreq-admin")
     admin.get_by_role("button", name="Use a passkey or security key instead").click()
+    expect(heading(admin, "Your recovery codes")).to_be_visible(timeout=30_000)
     admin.get_by_role("link", name="Continue").click()
     expect(welcome(admin)).to_be_visible()
     admin.goto("/users/")
