@@ -13,6 +13,7 @@ from PIL import Image
 
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
+from clinic_auth.twofactor.forms import ChallengeForm
 from clinic_auth.twofactor.models import AuditEvent
 from tests.conftest import next_code, setup_device, totp_for
 
@@ -240,3 +241,14 @@ def test_wrong_code_then_immediate_right_code_is_throttled_at_setup(on_setup, st
     assert response.status_code == 200
     assert "Too many incorrect codes" in response.content.decode()
     assert not devices.is_enrolled(staff)
+
+
+@pytest.mark.django_db
+def test_setup_code_box_does_not_take_focus_so_the_page_opens_at_its_heading(client, staff):
+    client.force_login(staff)
+    html = client.get(SETUP).content.decode()
+    code_input = re.search(r'<input[^>]*id="id_code"[^>]*>', html).group(0)
+    assert "autofocus" not in code_input
+    # The challenge is the one page whose code box is the whole page: there it keeps the cursor.
+    challenge_input = str(ChallengeForm()["code"])
+    assert "autofocus" in challenge_input

@@ -10,8 +10,12 @@ RECOVERY_PATTERN = re.compile(f"[{RECOVERY_ALPHABET}]{{{RECOVERY_CODE_LENGTH}}}"
 SEPARATORS = re.compile(r"[\s\-]+")
 
 
-def code_widget(*, numeric: bool = True) -> forms.TextInput:
-    attrs = {"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false", "autofocus": True}
+def code_widget(*, numeric: bool = True, autofocus: bool = False) -> forms.TextInput:
+    # Autofocus only where the code box is the whole page (the challenge): elsewhere it
+    # scrolls the page past its heading and instructions, or greets people with "Disable".
+    attrs = {"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false"}
+    if autofocus:
+        attrs["autofocus"] = True
     if numeric:
         attrs.update({"inputmode": "numeric", "pattern": r"[0-9 ]*"})
     return forms.TextInput(attrs=attrs)
@@ -32,13 +36,13 @@ class TOTPCodeForm(forms.Form):
 class ChallengeForm(forms.Form):
     """A code from the app, or one of the user's recovery codes."""
 
-    code = forms.CharField(label=_("Verification Code"), max_length=32, widget=code_widget())
+    code = forms.CharField(label=_("Verification Code"), max_length=32, widget=code_widget(autofocus=True))
 
     def __init__(self, *args, recovery: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         if recovery:
             self.fields["code"].label = _("Recovery Code")
-            self.fields["code"].widget = code_widget(numeric=False)
+            self.fields["code"].widget = code_widget(numeric=False, autofocus=True)
 
     def clean_code(self) -> tuple[str, str]:
         code = SEPARATORS.sub("", self.cleaned_data["code"])

@@ -34,6 +34,10 @@ CLINICS = {
     "shared": ("Front Desk Clinic", False),
     "confirm": ("Confirmation Clinic", False),
     "idle": ("Quiet Clinic", False),
+    "forced": ("Forced Set-up Clinic", True),
+    "calm": ("Calm Lane Clinic", False),
+    "errors": ("Error Page Clinic", False),
+    "many": ("Many Members Clinic", False),
 }
 
 
