@@ -97,7 +97,7 @@ def test_turning_2fa_off_with_a_current_code(client, staff, enrol, login):
     response = client.post(DISABLE, {"code": next_code(device)}, follow=True)
     assert response.redirect_chain == [(PROFILE, 302)]
     html = response.content.decode()
-    assert "Two-factor authentication is now off for your account." in html
+    assert "Two-factor authentication is now disabled for your account." in html
     assert "Not set up</strong>" in two_factor_section(response)
     assert not devices.is_enrolled(staff)
     assert devices.recovery_codes_left(staff) == 0
@@ -188,3 +188,14 @@ def test_enabling_again_after_turning_off_uses_a_new_secret(client, staff, enrol
     assert not devices.is_enrolled(staff)
     client.get(reverse("two_factor_setup"))
     assert setup_device(client).bin_key != old_key
+
+
+@pytest.mark.django_db
+def test_profile_names_the_disable_action_as_everywhere_else_and_does_not_focus_it(client, staff, enrol):
+    enrol(staff)
+    section = two_factor_section(client.get(PROFILE))
+    assert '<button type="submit" class="button danger">Disable Two-Factor Authentication</button>' in section
+    assert "Turn off" not in section
+    # The destructive code box must not take the cursor (and scroll the page) on arrival.
+    code_input = re.search(r'<input[^>]*id="id_disable_code"[^>]*>', section).group(0)
+    assert "autofocus" not in code_input

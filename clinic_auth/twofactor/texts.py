@@ -22,7 +22,7 @@ MESSAGES = {
     "login_expired": _("Your sign-in took too long. Log in again."),
     "enabled": _("2FA is now active: two-factor authentication is enabled for your account."),
     "already_enabled": _("Two-factor authentication is already active on your account."),
-    "disabled_self": _("Two-factor authentication is now off for your account."),
+    "disabled_self": _("Two-factor authentication is now disabled for your account."),
     "disable_refused_mandatory": _("Your clinic requires two-factor authentication. Only a clinic administrator can reset it."),
     "recovery_regenerated": _("New recovery codes created. Your old codes no longer work."),
     "clinic_saved": _("Clinic settings saved."),
