@@ -5,6 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from clinic_auth.twofactor import services
 from tests.conftest import PASSWORD
 
 GENERIC_ERROR = "The username or password is incorrect."
@@ -111,3 +112,31 @@ def test_logout_is_post_only_and_ends_the_session(client, staff):
     assert response.status_code == 302
     assert response.url == reverse("login")
     assert client.get(reverse("home")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_logging_out_says_so_on_the_login_page(client, staff):
+    client.force_login(staff)
+    response = client.post(reverse("logout"), follow=True)
+    assert response.redirect_chain == [(reverse("login"), 302)]
+    assert "You have logged out." in response.content.decode()
+    # Said once, not on every later visit.
+    assert "You have logged out." not in client.get(reverse("login")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_session_ended_elsewhere_says_why_on_the_login_page(client, staff):
+    client.force_login(staff)
+    assert client.get(reverse("home")).status_code == 200
+    services.user_end_sessions(user=staff)  # what an admin's 2FA reset and a password change do
+    response = client.get(reverse("home"), follow=True)
+    assert response.redirect_chain[-1][0].startswith(reverse("login"))
+    html = response.content.decode()
+    assert "You were signed out because your sessions were ended" in html
+    assert "reset your two-factor authentication" in html
+    assert "You were signed out" not in client.get(reverse("login")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_visitor_who_never_signed_in_gets_no_signed_out_message(client):
+    assert "You were signed out" not in client.get(reverse("home"), follow=True).content.decode()

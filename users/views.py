@@ -64,7 +64,10 @@ class ClinicLoginView(LoginView):
 
 @method_decorator(login_not_required, name="dispatch")
 class ClinicLogoutView(LogoutView):
-    pass
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.success(request, texts.message("logged_out"))  # stored in the new, empty session
+        return response
 
 
 class SignInAsSomeoneElseView(View):

@@ -22,6 +22,8 @@ class SessionTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if session.ended_elsewhere(request):
+            messages.info(request, texts.message("signed_out_elsewhere"))
         # The idle warning's own "how long is left?" must not count as activity.
         passive = request.method == "GET" and request.path_info == reverse("session_keep_alive")
         if request.user.is_authenticated and session.timed_out_else_touch(request, touch=not passive):

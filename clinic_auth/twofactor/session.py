@@ -10,7 +10,7 @@ import time
 
 import django_otp
 from django.conf import settings
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import SESSION_KEY, update_session_auth_hash
 from django.http import HttpRequest
 
 from . import crypto, devices, policy, services
@@ -37,6 +37,19 @@ def idle_expires_at(request: HttpRequest) -> int:
     """When the idle timeout will end this session, as the server counts it (epoch seconds)."""
     now = int(time.time())
     return request.session.get(LAST_SEEN_KEY, now) + settings.SESSION_IDLE_TIMEOUT
+
+
+def ended_elsewhere(request: HttpRequest) -> bool:
+    """True once when this session's login was ended from elsewhere (an admin's reset, a
+    password change); the session is then emptied so the login page can say why.
+
+    Must run before request.user is first evaluated: Django flushes a session whose user no
+    longer matches it, which removes the very key this looks for.
+    """
+    if request.session.get(SESSION_KEY) is None or request.user.is_authenticated:
+        return False
+    request.session.flush()
+    return True
 
 
 def timed_out_else_touch(request: HttpRequest, *, touch: bool = True) -> bool:

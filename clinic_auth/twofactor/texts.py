@@ -55,6 +55,11 @@ MESSAGES = {
     "password_wrong": _("That password is not right."),
     "nothing_to_confirm": _("There is nothing waiting to be confirmed."),
     "session_expired": _("Your session has ended. Log in again."),
+    "logged_out": _("You have logged out."),
+    "signed_out_elsewhere": _(
+        "You were signed out because your sessions were ended: your clinic administrator reset your "
+        "two-factor authentication, or your password was changed on another computer. Log in again."
+    ),
 }
 
 
