@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "clinic_auth.twofactor.middleware.SessionTimeoutMiddleware",
     "clinic_auth.twofactor.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "clinic_auth.errors.MethodNotAllowedPageMiddleware",
 ]
 
 ROOT_URLCONF = "clinic_auth.urls"
@@ -192,6 +193,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "ClinicAuth <no-reply@
 
 # Number of proxies in front of the app whose X-Forwarded-For may be trusted.
 CLINICAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
+CSRF_FAILURE_VIEW = "clinic_auth.errors.csrf_failure"
 
 X_FRAME_OPTIONS = "DENY"
 if HTTPS:
