@@ -121,8 +121,8 @@ def test_list_shows_each_users_details_status_last_login_and_a_view_button(
     response = admin_client.get(reverse("user_list"))
 
     rows = {row[1]: row for row in table_rows(response)}
-    assert rows["nurse.joy"][:6] == ["Joy Nurse", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07 UTC"]
-    assert rows["ben"][:6] == ["Ben Zed", "ben", "ben@example.com", "Staff", "Not set up", "Never"]
+    assert rows["nurse.joy"][:6] == ["Nurse, Joy", "nurse.joy", "joy@example.com", "Staff", "Enabled", "5 Mar 2024, 14:07 UTC"]
+    assert rows["ben"][:6] == ["Zed, Ben", "ben", "ben@example.com", "Staff", "Not set up", "Never"]
     assert rows["admin"][3] == "Clinic admin"
     root = page(response)
     for member in (enrolled, never, clinic_admin):
@@ -162,11 +162,11 @@ def test_counts_show_how_many_users_of_this_clinic_have_2fa(
 @pytest.mark.parametrize(
     "query, expected",
     [
-        ("mar", ["Marta Lopez", "Omar Said"]),  # first name and last name, partial
-        ("LOPEZ", ["Marta Lopez"]),  # case-insensitive
-        ("jdoe", ["Jon Doe"]),  # username
-        ("@Example.ORG", ["Omar Said"]),  # email
-        ("  marta   LOP ", ["Marta Lopez"]),  # full name: every word matches some field
+        ("mar", ["Lopez, Marta", "Said, Omar"]),  # first name and last name, partial
+        ("LOPEZ", ["Lopez, Marta"]),  # case-insensitive
+        ("jdoe", ["Doe, Jon"]),  # username
+        ("@Example.ORG", ["Said, Omar"]),  # email
+        ("  marta   LOP ", ["Lopez, Marta"]),  # full name: every word matches some field
         ("marta doe", []),
         ("nobody-like-this", []),
     ],
@@ -209,7 +209,7 @@ def test_search_and_sort_survive_paging(admin_client, clinic):
     response = admin_client.get(reverse("user_list"), {"q": "NURSE", "sort": "-name"})
 
     assert len(table_rows(response)) == 50
-    (next_link,) = find_all(page(response), "a", href="?q=NURSE&sort=-name&page=2")
+    (next_link,) = [a for a in find_all(page(response), "a", href="?q=NURSE&sort=-name&page=2") if text_of(a) == "Next"]
     second = admin_client.get(reverse("user_list") + dict(next_link.attributes)["href"])
     assert names_in(second) == [f"Nurse{n:03}" for n in range(9, -1, -1)]
 
@@ -221,7 +221,7 @@ def test_sort_by_name_both_ways(admin_client, user_factory):
     ascending = names_in(admin_client.get(reverse("user_list"), {"sort": "name"}))
     descending = names_in(admin_client.get(reverse("user_list"), {"sort": "-name"}))
 
-    assert ascending == ["Dana Admin", "Alpha", "Bravo", "Charlie"]
+    assert ascending == ["Admin, Dana", "Alpha", "Bravo", "Charlie"]
     assert descending == list(reversed(ascending))
     # The default order is by name too.
     assert names_in(admin_client.get(reverse("user_list"))) == ascending
@@ -238,19 +238,19 @@ def test_sort_by_2fa_status_both_ways(admin_client, user_factory, enrol):
 
     assert [row[4] for row in not_first] == ["Not set up", "Not set up", "Enabled", "Enabled"]
     assert [row[4] for row in enrolled_first] == ["Enabled", "Enabled", "Not set up", "Not set up"]
-    assert [row[0] for row in enrolled_first] == ["On Zulu0", "On Zulu1", "Dana Admin", "Off Alpha"]
+    assert [row[0] for row in enrolled_first] == ["Zulu0, On", "Zulu1, On", "Admin, Dana", "Alpha, Off"]
 
 
 def test_unknown_sort_or_page_falls_back_instead_of_failing(admin_client, staff):
     response = admin_client.get(reverse("user_list"), {"sort": "password", "page": "999"})
 
-    assert names_in(response) == ["Dana Admin", "Sam Staff"]
+    assert names_in(response) == ["Admin, Dana", "Staff, Sam"]
 
 
 def test_an_unknown_sort_keeps_the_search(admin_client, staff):
     response = admin_client.get(reverse("user_list"), {"q": "sam", "sort": "password"})
 
-    assert names_in(response) == ["Sam Staff"]
+    assert names_in(response) == ["Staff, Sam"]
 
 
 # --- the view page --------------------------------------------------------
@@ -335,7 +335,8 @@ def test_admin_of_another_clinic_never_sees_this_clinics_users_in_the_list(clien
     for params in [{}, {"q": "staff"}, {"q": staff.email}, {"sort": "-2fa", "page": "2"}]:
         response = client.get(reverse("user_list"), params)
         assert usernames_in(response) in ([], ["otheradmin"]), params
-        assert "0 of 1 users have 2FA enabled" in text_of(page(response))
+        summary = "0 users match" if "q" in params else "0 of 1 users have 2FA enabled"
+        assert summary in text_of(page(response))
 
 
 def test_operator_without_a_clinic_is_refused(client, db, enrol):
@@ -346,3 +347,43 @@ def test_operator_without_a_clinic_is_refused(client, db, enrol):
     enrol(operator)
 
     assert client.get(reverse("user_list")).status_code == 403
+
+
+# --- issue 15, item 7: what the list says while searching and paging ----------
+
+
+def test_a_search_says_how_many_users_it_found_and_offers_to_clear_it(admin_client, user_factory):
+    user_factory(first_name="Marta", last_name="Lopez", username="mlopez")
+    user_factory(first_name="Omar", last_name="Said", username="osaid")
+
+    root = page(admin_client.get(reverse("user_list"), {"q": "lopez", "sort": "-name"}))
+    (summary,) = find_all(root, "p", **{"class": "summary"})
+
+    assert text_of(summary) == "1 user matches “lopez” · Clear search"
+    assert "have 2FA enabled" not in text_of(root)  # the clinic's count would be read as the result
+    (clear,) = find_all(summary, "a")
+    assert dict(clear.attributes)["href"] == "?sort=-name"  # keeps the order, drops the search
+    assert usernames_in(admin_client.get(reverse("user_list") + "?sort=-name")) == ["osaid", "mlopez", "admin"]
+
+
+def test_paging_offers_first_previous_next_and_last(admin_client, clinic):
+    User.objects.bulk_create(
+        User(clinic=clinic, username=f"bulk{n:03}", last_name=f"Bulk{n:03}", password="!") for n in range(120)
+    )
+
+    def links(number):
+        (nav,) = find_all(page(admin_client.get(reverse("user_list"), {"page": number})), "nav", aria_label="Pages")
+        return [(text_of(a), dict(a.attributes)["href"]) for a in find_all(nav, "a")], text_of(nav)
+
+    first, first_text = links(1)
+    middle, middle_text = links(2)
+    last, last_text = links(3)
+    assert first == [("Next", "?q=&sort=name&page=2"), ("Last page", "?q=&sort=name&page=3")]
+    assert middle == [
+        ("First page", "?q=&sort=name&page=1"),
+        ("Previous", "?q=&sort=name&page=1"),
+        ("Next", "?q=&sort=name&page=3"),
+        ("Last page", "?q=&sort=name&page=3"),
+    ]
+    assert last == [("First page", "?q=&sort=name&page=1"), ("Previous", "?q=&sort=name&page=2")]
+    assert "Page 2 of 3" in middle_text

@@ -318,7 +318,8 @@ class UserListView(ClinicAdminRequiredMixin, View):
             "query": query,
             "sort": sort,
             "keep_query": urlencode({"q": query, "sort": sort}),
-            "counts": selectors.enrolment_counts(clinic),
+            # While searching, the page counts the matches instead (the paginator's own count).
+            "counts": None if query else selectors.enrolment_counts(clinic),
             "mandatory": clinic.mandatory_2fa,
         }
         return render(request, "users/user_list.html", context)

@@ -26,12 +26,19 @@ OATHTOOL = shutil.which("oathtool")
 _shot_counter = iter(range(1, 10_000))
 
 
+SIDEWAYS_SCROLLERS = """() => [...document.querySelectorAll('body *')].filter(el => {
+    const overflow = getComputedStyle(el).overflowX;
+    return (overflow === 'auto' || overflow === 'scroll') && el.scrollWidth > el.clientWidth + 1;
+}).map(el => el.tagName.toLowerCase() + (el.className ? '.' + el.className : ''))"""
+
+
 def heading(page: Page, name: str):
     return page.get_by_role("heading", name=name, level=1)
 
 
 def check_page(page: Page, name: str) -> None:
-    """Screenshot, then zero axe-core WCAG 2.2 A/AA violations, no sideways scrolling, no CSP refusals."""
+    """Screenshot, then zero axe-core WCAG 2.2 A/AA violations, no sideways scrolling (of the page
+    or of any box in it), no CSP refusals."""
     page.wait_for_load_state("load")
     width = page.viewport_size["width"]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -56,7 +63,18 @@ def check_page(page: Page, name: str) -> None:
 
     scroll_width = page.evaluate("() => document.scrollingElement.scrollWidth")
     assert scroll_width <= width, f"{name} scrolls sideways at {width}px (scrollWidth {scroll_width})"
+    # A table in a scrolling box hides its right-hand columns with no hint, too.
+    scrollers = page.evaluate(SIDEWAYS_SCROLLERS)
+    assert not scrollers, f"part of {name} scrolls sideways at {width}px: {scrollers}"
     assert not page.csp_errors, f"the browser refused content under the CSP on {name}: {page.csp_errors}"
+
+
+def gap_between(upper, lower) -> float:
+    """Space between two boxes: vertical if `lower` sits below `upper`, else horizontal."""
+    a, b = upper.bounding_box(), lower.bounding_box()
+    if b["y"] >= a["y"] + a["height"] - 1:
+        return b["y"] - (a["y"] + a["height"])
+    return b["x"] - (a["x"] + a["width"])
 
 
 def log_in(page: Page, username: str, password: str = PASSWORD, *, check: str | None = None) -> None:

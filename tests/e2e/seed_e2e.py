@@ -18,6 +18,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.utils import timezone  # noqa: E402
+
 from clinics.models import Clinic  # noqa: E402
 from users.models import User  # noqa: E402
 
@@ -56,6 +58,20 @@ def main(password: str) -> None:
             )
             user.set_password(password)
             user.save()
+    # A clinic with more users than one page holds, with long names and addresses, as real clinics have.
+    many = Clinic.objects.get(name=CLINICS["many"][0])
+    User.objects.bulk_create(
+        User(
+            username=f"many-member-{n:02}",
+            first_name=f"Josephine {n:02}",
+            last_name="Montgomery-Whitfield",
+            email=f"josephine.montgomery-whitfield.{n:02}@northside-practice.example.com",
+            clinic=many,
+            password="!",
+            last_login=timezone.now() if n % 2 else None,
+        )
+        for n in range(60)
+    )
 
 
 if __name__ == "__main__":
