@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from .pages import (
     check_page,
+    gap_between,
     enter_setup_code,
     expect_2fa_active,
     heading,
@@ -86,6 +87,10 @@ def test_every_page_is_accessible_and_fits(new_page, width, prefix, clinic):
     admin.get_by_role("button", name="Disable Two-Factor Authentication").click()
     expect(heading(admin, re.compile("^Disable 2FA for"))).to_be_visible()
     check(admin, "confirm")
+    # Cancel sits apart from the red button, beside it or (on a phone) below it.
+    form = admin.get_by_role("main").locator("form")
+    assert gap_between(form.get_by_role("button", name="Disable Two-Factor Authentication"),
+                       form.get_by_role("link", name="Cancel")) >= 8
     nav.get_by_role("button", name="Users", exact=True).click()
     nav.get_by_role("link", name="Audit Log").click()
     expect(heading(admin, "Audit Log")).to_be_visible()
