@@ -222,8 +222,9 @@ def test_wrong_code_then_immediate_right_code_is_throttled(client, pending, sett
     response = challenge(client, next_code(pending))
     assert response.status_code == 200
     html = response.content.decode()
-    # One failure with factor 1 means a one-second wait.
-    assert "Too many incorrect codes. Try again in 1 second." in html
+    # One failure with factor 1 means a one-second wait, said without "too many" after one typo.
+    assert "Wait a second and try again." in html
+    assert "Too many" not in html
     assert twofa_session.VERIFIED_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(CHALLENGE)
     pending.refresh_from_db()
@@ -251,3 +252,31 @@ def test_verifying_one_session_does_not_verify_another(client, pending, clinic_a
     challenge(client, next_code(pending))
     assert client.get(reverse("home")).status_code == 200
     assert other.get(reverse("home")).url.startswith(CHALLENGE)
+
+
+@pytest.mark.django_db
+def test_a_wrong_recovery_code_talks_about_recovery_codes_not_the_app(client, pending):
+    response = client.post(CHALLENGE, {"code": "ZZZZZ-ZZZZZ", "method": "recovery"})
+    html = response.content.decode()
+    assert "That recovery code didn" in html and "each one works only once" in html
+    assert "authenticator app and try again" not in html
+
+
+@pytest.mark.django_db
+def test_too_many_is_said_only_once_there_were_many(client, pending, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # no delays: only the lockout after 10 refuses
+    wrong = wrong_code_for(pending)
+    for _ in range(settings.CLINICAUTH_CODE_LOCKOUT_FAILURES - 1):
+        assert "Too many" not in challenge(client, wrong).content.decode()
+    challenge(client, wrong)  # the tenth
+    assert "Too many incorrect codes. Code entry is locked for 15 minutes." in challenge(client, wrong).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_code_page_says_what_to_do_when_phone_and_recovery_codes_are_lost(client, pending):
+    for params in ({}, {"method": "recovery"}):
+        html = client.get(CHALLENGE, params).content.decode()
+        assert (
+            "Lost your phone and your recovery codes? Ask your clinic administrator to reset your "
+            "two-factor authentication." in html
+        )

@@ -140,3 +140,9 @@ def test_a_session_ended_elsewhere_says_why_on_the_login_page(client, staff):
 @pytest.mark.django_db
 def test_a_visitor_who_never_signed_in_gets_no_signed_out_message(client):
     assert "You were signed out" not in client.get(reverse("home"), follow=True).content.decode()
+
+
+@pytest.mark.django_db
+def test_login_page_says_what_to_do_about_a_forgotten_password(client):
+    html = client.get(reverse("login")).content.decode()
+    assert "Forgotten your password? Ask your clinic administrator to have a new one set for you." in html

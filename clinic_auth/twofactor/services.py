@@ -35,6 +35,10 @@ class CodeRefused(Exception):
 class CodeInvalid(CodeRefused):
     """The code did not match (or the user has no authenticator of that kind)."""
 
+    def __init__(self, kind: str = "totp"):
+        super().__init__(kind)
+        self.kind = kind  # "totp" or "recovery": the two are explained differently
+
 
 class CodeReplayed(CodeRefused):
     """A real code that was already used once."""
@@ -43,9 +47,10 @@ class CodeReplayed(CodeRefused):
 class CodeLocked(CodeRefused):
     """Code entry is locked; `until` is None for the lock only a reset clears."""
 
-    def __init__(self, until: datetime | None):
+    def __init__(self, until: datetime | None, failures: int | None = None):
         super().__init__(until)
         self.until = until
+        self.failures = failures  # consecutive wrong codes so far, when known
 
 
 class SetupExpired(Exception):
@@ -64,7 +69,8 @@ def _bump_stamp(user) -> None:
 
 def _lockout_reason(device) -> CodeLocked | None:
     allowed, info = device.verify_is_allowed()
-    return None if allowed else CodeLocked((info or {}).get("locked_until"))
+    info = info or {}
+    return None if allowed else CodeLocked(info.get("locked_until"), info.get("failure_count"))
 
 
 def _record_if_now_locked(device, *, user, ip_address: str | None) -> None:
@@ -95,7 +101,7 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
     with transaction.atomic():
         device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
         if device is None:
-            raise CodeInvalid()
+            raise CodeInvalid(kind)
         refusal = _lockout_reason(device)
         if refusal is None and not device.verify_token(token):
             if kind == "totp" and device.code_was_used(token):
@@ -103,7 +109,7 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
                 refusal = CodeReplayed()
             else:
                 _record_if_now_locked(device, user=user, ip_address=ip_address)
-                refusal = CodeInvalid()
+                refusal = CodeInvalid(kind)
         if refusal is None and kind == "recovery":
             events.record(AuditEvent.Action.RECOVERY_CODE_USED, actor=user, target=user, ip_address=ip_address)
             events.notify(user, "recovery_code_used", remaining=devices.recovery_codes_left(user))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -55,6 +56,11 @@ MESSAGES = {
     "password_wrong": _("That password is not right."),
     "nothing_to_confirm": _("There is nothing waiting to be confirmed."),
     "session_expired": _("Your session has ended. Log in again."),
+    "code_wait_a_second": _("That code didn't work. Wait a second and try again."),
+    "code_wait_seconds": _("That code didn't work. Wait {seconds} seconds and try again."),
+    "recovery_code_invalid": _(
+        "That recovery code didn't work. Check it against the codes you saved: each one works only once."
+    ),
     "logged_out": _("You have logged out."),
     "signed_out_elsewhere": _(
         "You were signed out because your sessions were ended: your clinic administrator reset your "
@@ -67,11 +73,19 @@ def message(key: str, **kwargs) -> str:
     return str(MESSAGES[key]).format(**kwargs)
 
 
-def locked_message(locked_until: datetime | None) -> str:
-    """What to tell someone whose code entry is locked (None: until a reset)."""
+def locked_message(locked_until: datetime | None, *, failures: int | None = None) -> str:
+    """What to tell someone whose code entry is locked (None: until a reset).
+
+    The short delays after the first few wrong codes are not "too many": saying so after
+    one typo alarms people, so those get a plain "wait and try again".
+    """
     if locked_until is None:
         return message("code_hard_locked")
     seconds = max(1, int((locked_until - timezone.now()).total_seconds()) + 1)
+    if failures is not None and failures < settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
+        if seconds == 1:
+            return message("code_wait_a_second")
+        return message("code_wait_seconds", seconds=seconds)
     if seconds > 120:
         return message("code_locked_minutes", minutes=(seconds + 59) // 60)
     return ngettext(
@@ -83,10 +97,12 @@ def locked_message(locked_until: datetime | None) -> str:
 
 def code_refused(refusal: services.CodeRefused, *, at_setup: bool = False) -> str:
     if isinstance(refusal, services.CodeLocked):
-        return locked_message(refusal.until)
+        return locked_message(refusal.until, failures=refusal.failures)
     if isinstance(refusal, services.CodeReplayed):
         return message("code_replayed")
-    return message("setup_code_invalid" if at_setup else "code_invalid")
+    if at_setup:
+        return message("setup_code_invalid")
+    return message("recovery_code_invalid" if getattr(refusal, "kind", "totp") == "recovery" else "code_invalid")
 
 
 def sessions_ended(count: int, *, name: str | None = None) -> str:

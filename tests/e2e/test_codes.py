@@ -97,7 +97,7 @@ def test_recovery_code_works_once(new_page):
 
     use_recovery_code(codes[0])
     expect(heading(page, "Two-Factor Authentication")).to_be_visible()
-    expect_code_error(page, "not valid")
+    expect_code_error(page, "That recovery code didn't work")  # not "check your authenticator app"
     check_page(page, "challenge with used recovery code")
 
     # Lower case and without the dash, as people type it, another unused code works.
