@@ -252,3 +252,49 @@ def test_setup_code_box_does_not_take_focus_so_the_page_opens_at_its_heading(cli
     # The challenge is the one page whose code box is the whole page: there it keeps the cursor.
     challenge_input = str(ChallengeForm()["code"])
     assert "autofocus" in challenge_input
+
+
+# --- issue 15, item 8: set-up on the phone that will hold the app ------------------
+
+
+def qr_image(response) -> Image.Image:
+    src = re.search(r'<img class="qr-code" src="data:image/png;base64,([^"]+)"', response.content.decode()).group(1)
+    return Image.open(io.BytesIO(base64.b64decode(src))).convert("L")
+
+
+@pytest.mark.django_db
+def test_qr_code_has_whole_pixels_per_module_and_is_shown_at_its_own_size(on_setup):
+    response = on_setup.get(SETUP)
+    image = qr_image(response)
+    size = image.width
+    assert image.height == size
+    assert re.search(rf'<img class="qr-code"[^>]* width="{size}" height="{size}">', response.content.decode())
+    # The top-left finder pattern is 7 modules of dark, after the quiet zone of 4.
+    y = next(y for y in range(size) if any(image.getpixel((x, y)) < 128 for x in range(size)))
+    row = [image.getpixel((x, y)) < 128 for x in range(size)]
+    start = row.index(True)
+    run = row[start:].index(False)
+    scale, remainder = divmod(run, 7)
+    assert remainder == 0 and scale >= 2, (run, size)
+    assert start == 4 * scale  # quiet zone
+    assert size % scale == 0 and (size // scale - 8 - 17) % 4 == 0  # 21, 25, ... modules plus the zone
+    assert 200 <= size <= 264
+
+
+@pytest.mark.django_db
+def test_setup_offers_the_key_uri_as_a_link_and_a_copy_key_button(on_setup):
+    response = on_setup.get(SETUP)
+    html = response.content.decode()
+    link = re.search(r'<a class="button" href="(otpauth://[^"]+)">Open in your authenticator app</a>', html)
+    assert link and link.group(1).replace("&amp;", "&") == qr_text(response)
+    copy = re.search(r'<button type="button" class="button small" data-copy-text="([A-Z2-7]+)"[^>]*>Copy key</button>', html)
+    assert copy and copy.group(1) == manual_key(response).replace(" ", "")
+
+
+@pytest.mark.django_db
+def test_voluntary_setup_can_be_cancelled_but_required_setup_cannot(on_setup, clinic):
+    cancel = f'<a class="button" href="{reverse("profile")}">Cancel</a>'
+    assert cancel in on_setup.get(SETUP).content.decode()
+    clinic.mandatory_2fa = True
+    clinic.save()
+    assert cancel not in on_setup.get(SETUP).content.decode()

@@ -21,12 +21,24 @@ from .forms import ChallengeForm, TOTPCodeForm
 from .policy import Gate
 
 
-def qr_data_uri(text: str) -> str:
-    """A PNG QR code, inline, so the secret never sits in a file or a URL."""
-    image = qrcode.make(text, box_size=8, border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+QR_TARGET_PIXELS = 264  # about the size a phone camera reads well from a screen
+QR_QUIET_ZONE = 4  # modules of white border the QR standard asks for
+
+
+def qr_data_uri(text: str) -> tuple[str, int]:
+    """A PNG QR code, inline, so the secret never sits in a file or a URL; and its size in px.
+
+    Every module is a whole number of pixels and the page shows the image at its own size,
+    so no square is stretched unevenly (53 modules squeezed into 264 px blur the edges).
+    """
+    qr = qrcode.QRCode(border=QR_QUIET_ZONE, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(text)
+    qr.make(fit=True)
+    qr.box_size = max(2, QR_TARGET_PIXELS // (qr.modules_count + 2 * QR_QUIET_ZONE))
+    image = qr.make_image()
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(), image.pixel_size
 
 
 @method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
@@ -140,9 +152,13 @@ class SetupView(View):
         if device is None:
             device = services.totp_setup_begin(user=user)
             session.remember_setup_device(self.request, device)
+        qr_code, qr_size = qr_data_uri(device.config_url)
         context = {
             "form": form,
-            "qr_code": qr_data_uri(device.config_url),
+            "qr_code": qr_code,
+            "qr_size": qr_size,
+            "otpauth_uri": device.config_url,
+            "key_for_copying": device.manual_entry_key.replace(" ", ""),
             "manual_key": device.manual_entry_key,
             "required_by_clinic": policy.clinic_requires_2fa(user),
             "required_for_operator": policy.two_factor_required(user),

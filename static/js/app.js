@@ -30,6 +30,17 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
+  // The set-up key, without the spaces that group it for reading (apps accept either).
+  document.querySelectorAll("[data-copy-text]").forEach((button) => {
+    if (!navigator.clipboard) return;
+    const status = button.parentElement.querySelector(".copy-status");
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await navigator.clipboard.writeText(button.dataset.copyText);
+      if (status) status.textContent = button.dataset.copiedLabel;
+    });
+  });
+
   document.querySelectorAll("[data-print]").forEach((button) => {
     button.hidden = false;
     button.addEventListener("click", () => window.print());

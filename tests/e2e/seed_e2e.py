@@ -40,6 +40,7 @@ CLINICS = {
     "calm": ("Calm Lane Clinic", False),
     "errors": ("Error Page Clinic", False),
     "many": ("Many Members Clinic", False),
+    "phone": ("Pocket Phone Clinic", False),
 }
 
 
