@@ -79,7 +79,12 @@ def test_codes_page_lists_them_with_copy_print_and_download(client, staff):
         r'<a class="button" download="[^"]+\.txt" href="data:text/plain;charset=utf-8,([^"]*)">Download codes</a>', html
     )
     assert href, "download link missing"
-    assert unquote(href.group(1)).split("\n") == codes
+    # The file says whose codes they are (issue 15, item 9), then lists them one a line.
+    lines = unquote(href.group(1)).split("\n")
+    assert lines[:3] == ["ClinicAuth recovery codes", f"Clinic: {staff.clinic.name}", f"Username: {staff.username}"]
+    assert re.fullmatch(r"Created: \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", lines[3])
+    assert [line for line in lines if re.fullmatch(r"[A-Z0-9]{5}-[A-Z0-9]{5}", line)] == codes
+    assert lines[-len(codes) - 1 :] == [*codes, ""]
     assert re.search(r'<button type="button"[^>]*data-copy-target="recovery-codes-text"[^>]*>Copy codes</button>', html)
     assert re.search(r'<button type="button"[^>]*data-print[^>]*>Print codes</button>', html)
     text = re.search(r'<textarea id="recovery-codes-text"[^>]*>([^<]*)</textarea>', html).group(1)
@@ -244,3 +249,34 @@ def test_the_count_left_is_told_after_each_use_down_to_the_last(client, staff, p
         expected = "1 recovery code left." if left == 1 else f"{left} recovery codes left."
         assert f"You used a recovery code. {expected}" in response.content.decode()
     assert profile_count_text(client) == "1 of 10 recovery codes left."
+
+
+@pytest.mark.django_db
+def test_codes_page_names_product_clinic_user_and_date_for_the_printout(client, staff):
+    client.force_login(staff)
+    client.get(reverse("two_factor_setup"))
+    response = client.post(reverse("two_factor_setup"), {"code": totp_for(setup_device(client))}, follow=True)
+    owner = re.search(r'<p class="codes-owner">([^<]+)</p>', response.content.decode()).group(1)
+    assert re.fullmatch(
+        rf"ClinicAuth · {staff.clinic.name} · {staff.username} · created \d{{1,2}} \w{{3}} \d{{4}}, \d\d:\d\d UTC", owner
+    ), owner
+
+
+@pytest.mark.django_db
+def test_continue_asks_whether_the_codes_were_saved(client, staff):
+    client.force_login(staff)
+    client.get(reverse("two_factor_setup"))
+    response = client.post(reverse("two_factor_setup"), {"code": totp_for(setup_device(client))}, follow=True)
+    assert re.search(
+        r'<span data-confirm="Have you saved your codes\? They will not be shown again."><a class="button primary" href="[^"]+">Continue</a></span>',
+        response.content.decode(),
+    )
+
+
+@pytest.mark.django_db
+def test_generate_new_codes_warns_before_it_acts(client, staff, enrolled):
+    html = client.get(reverse("profile")).content.decode()
+    warning = html.index("makes the codes you have now stop working")
+    button = html.index(">Generate new recovery codes</button>")
+    assert warning < button
+    assert 'aria-describedby="regenerate-warning">Generate new recovery codes</button>' in html

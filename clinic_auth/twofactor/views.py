@@ -2,11 +2,14 @@ import base64
 import io
 
 import qrcode
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.views import View
@@ -183,7 +186,14 @@ class RecoveryCodesView(View):
             context = {"already_shown": True, "enrolled": devices.is_enrolled(request.user)}
             return render(request, self.template_name, context)
         codes, continue_url = shown
-        context = {"codes": codes, "codes_text": "\n".join(codes), "continue_url": continue_url}
+        # The file and the printout say whose codes they are: a bare list in a drawer is no help.
+        about = {"codes": codes, "user": request.user, "product": settings.CLINICAUTH_PRODUCT_NAME, "when": timezone.now()}
+        context = {
+            **about,
+            "codes_text": "\n".join(codes),
+            "download_text": render_to_string("twofactor/recovery_codes.txt", about),
+            "continue_url": continue_url,
+        }
         return render(request, self.template_name, context)
 
     def post(self, request):

@@ -41,6 +41,13 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
+  // Leaving a page whose content is shown only once: ask first.
+  document.querySelectorAll("[data-confirm]").forEach((wrapper) => {
+    wrapper.querySelector("a").addEventListener("click", (event) => {
+      if (!window.confirm(wrapper.dataset.confirm)) event.preventDefault();
+    });
+  });
+
   document.querySelectorAll("[data-print]").forEach((button) => {
     button.hidden = false;
     button.addEventListener("click", () => window.print());

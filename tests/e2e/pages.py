@@ -186,8 +186,28 @@ def enable_2fa_from_profile(page: Page, *, username: str, check: bool = False) -
     codes = expect_2fa_active(page)
     if check:
         check_page(page, "recovery codes")
-    page.get_by_role("link", name="Continue").click()
+    continue_after_codes(page)
     return secret, codes
+
+
+SAVED_CODES_QUESTION = "Have you saved your codes? They will not be shown again."
+
+
+def continue_after_codes(page: Page, *, key: str | None = None) -> None:
+    """Continue from the recovery codes, answering yes to "Have you saved your codes?"."""
+    asked = []
+
+    def answer(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", answer)
+    if key:
+        page.keyboard.press(key)
+    else:
+        page.get_by_role("link", name="Continue").click()
+    page.wait_for_url(lambda url: "recovery-codes" not in url)
+    assert asked == [SAVED_CODES_QUESTION], asked
 
 
 def pass_challenge(page: Page, secret: str, *, check: str | None = None) -> None:

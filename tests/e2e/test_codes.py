@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .pages import (
+    continue_after_codes,
     check_page,
     enable_2fa_from_profile,
     enter_setup_code,
@@ -56,7 +57,7 @@ def test_wrong_code_shows_an_error_and_stays(new_page):
     assert scan_setup_page(page, username="codes-staff") == secret
     enter_setup_code(page, totp(secret))
     expect_2fa_active(page)
-    page.get_by_role("link", name="Continue").click()
+    continue_after_codes(page)
     log_out(page)
 
     # On the challenge: a wrong code is refused and the user is still not in.

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .pages import (
+    continue_after_codes,
     check_page,
     gap_between,
     enter_setup_code,
@@ -60,7 +61,7 @@ def test_every_page_is_accessible_and_fits(new_page, width, prefix, clinic):
     enter_setup_code(staff, totp(secret))
     expect_2fa_active(staff)
     check(staff, "recovery codes")
-    staff.get_by_role("link", name="Continue").click()
+    continue_after_codes(staff)
     log_out(staff)
     log_in(staff, f"{prefix}-staff")
     expect(heading(staff, "Two-Factor Authentication")).to_be_visible()

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .pages import (
+    continue_after_codes,
     OATHTOOL,
     check_otpauth_uri,
     check_page,
@@ -86,7 +87,7 @@ def test_enabling_mandatory_2fa(new_page):
     codes = expect_2fa_active(staff)
     check_page(staff, "recovery codes")
     assert all(re.fullmatch(r"[A-Z0-9]{4,5}-[A-Z0-9]{4,5}", c) for c in codes), codes
-    staff.get_by_role("link", name="Continue").click()
+    continue_after_codes(staff)
     expect(heading(staff, re.compile("^Welcome"))).to_be_visible()
     expect(staff.get_by_text("Your account is protected with two-factor authentication.")).to_be_visible()
 
@@ -114,7 +115,7 @@ def test_disabling_mandatory_2fa(new_page):
     secret = scan_setup_page(admin, username="river-admin")
     enter_setup_code(admin, totp(secret))
     expect_2fa_active(admin)
-    admin.get_by_role("link", name="Continue").click()
+    continue_after_codes(admin)
 
     # 1-3: Navigate to Clinic Settings, Edit Clinic, deselect Mandatory 2FA.
     open_edit_clinic(admin)

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from .pages import PASSWORD, heading, scan_setup_page, totp
+from .pages import PASSWORD, continue_after_codes, heading, scan_setup_page, totp
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def test_enabling_and_disabling_2fa_with_the_keyboard_only(new_page):
     staff.keyboard.press("Space")
     expect(staff.get_by_role("status").filter(has_text="2FA is now active")).to_be_visible()
     tab_to(staff, staff.get_by_role("link", name="Continue"))
-    staff.keyboard.press("Enter")
+    continue_after_codes(staff, key="Enter")  # answers "Have you saved your codes?"
     expect(heading(staff, "My Profile")).to_be_visible()  # back where they started
     tab_to(staff, staff.get_by_role("button", name="Log out"))
     staff.keyboard.press("Enter")

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .pages import check_page, enable_2fa_from_profile, heading, log_in, log_out
+from .pages import check_page, continue_after_codes, enable_2fa_from_profile, heading, log_in, log_out
 from .test_keyboard import tab_to
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +84,7 @@ def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_p
     staff.get_by_role("button", name="Use a passkey or security key instead").click()
     expect(heading(staff, "Your recovery codes")).to_be_visible(timeout=30_000)  # the key's ceremony, then a redirect
     expect(staff.get_by_role("status").filter(has_text="2FA is now active")).to_be_visible()
-    staff.get_by_role("link", name="Continue").click()
+    continue_after_codes(staff)
     expect(welcome(staff)).to_be_visible()
 
     # The clinic's admin sets up with a key of their own, then disables the member's 2FA.
@@ -93,7 +93,7 @@ def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_p
     log_in(admin, "keysreq-admin")
     admin.get_by_role("button", name="Use a passkey or security key instead").click()
     expect(heading(admin, "Your recovery codes")).to_be_visible(timeout=30_000)
-    admin.get_by_role("link", name="Continue").click()
+    continue_after_codes(admin)
     expect(welcome(admin)).to_be_visible()
     admin.goto("/users/")
     row = admin.get_by_role("row").filter(has_text="keysreq-staff")

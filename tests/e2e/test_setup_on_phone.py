@@ -4,11 +4,14 @@ a QR code whose squares are all the same whole number of pixels."""
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import pytest
 from playwright.sync_api import expect
 
 from .pages import (
+    SAVED_CODES_QUESTION,
+    continue_after_codes,
     check_otpauth_uri,
     check_page,
     enter_setup_code,
@@ -77,7 +80,35 @@ def test_setup_on_a_phone_and_on_a_computer(new_page, app_server, width):
     page.get_by_role("link", name="Enable Two-Factor Authentication").click()
     secret = scan_setup_page(page, username=username)
     enter_setup_code(page, totp(secret))
-    expect_2fa_active(page)
+    codes = expect_2fa_active(page)
+    check_recovery_codes_page(page, username=username, codes=codes)
+
+
+def check_recovery_codes_page(page, *, username: str, codes: list[str]) -> None:
+    """Issue 15, item 9: the codes say whose they are, on paper and in the file; Continue asks first."""
+    owner = page.get_by_text(re.compile(rf"^ClinicAuth · Pocket Phone Clinic · {username} · created \d"))
+    expect(owner).to_be_visible()
+    page.emulate_media(media="print")
+    expect(owner).to_be_visible()  # on the printout too, with the codes
+    expect(page.get_by_role("code").first).to_be_visible()
+    expect(page.get_by_role("link", name="Continue")).to_be_hidden()
+    page.emulate_media(media="screen")
+    href = page.get_by_role("link", name="Download codes").get_attribute("href")
+    text = unquote(href.split(",", 1)[1])
+    assert text.startswith(f"ClinicAuth recovery codes\nClinic: Pocket Phone Clinic\nUsername: {username}\nCreated: ")
+    assert text.rstrip("\n").split("\n")[-len(codes):] == codes
+    # Continue asks "Have you saved your codes?"; "no" stays on the page, since the codes are shown once.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("link", name="Continue").click()
+    expect(heading(page, "Your recovery codes")).to_be_visible()
+    assert asked == [SAVED_CODES_QUESTION]
+    continue_after_codes(page)
+    expect(heading(page, "My Profile")).to_be_visible()
+    # Generating new codes warns, before the button, that these stop working.
+    button = page.get_by_role("button", name="Generate new recovery codes")
+    expect(button).to_have_accessible_description(re.compile("stop working"))
+    check_page(page, "profile with 2FA enabled")
 
 
 def test_required_setup_has_no_cancel(new_page):
