@@ -12,6 +12,7 @@ from django.urls import reverse
 from PIL import Image
 
 from clinic_auth.twofactor import devices
+from clinic_auth.twofactor import services
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.forms import ChallengeForm
 from clinic_auth.twofactor.models import AuditEvent
@@ -295,6 +296,5 @@ def test_setup_offers_the_key_uri_as_a_link_and_a_copy_key_button(on_setup):
 def test_voluntary_setup_can_be_cancelled_but_required_setup_cannot(on_setup, clinic):
     cancel = f'<a class="button" href="{reverse("profile")}">Cancel</a>'
     assert cancel in on_setup.get(SETUP).content.decode()
-    clinic.mandatory_2fa = True
-    clinic.save()
+    services.clinic_set_mandatory(clinic=clinic, mandatory=True, actor=None)
     assert cancel not in on_setup.get(SETUP).content.decode()

@@ -165,6 +165,7 @@ class SetupView(View):
             "manual_key": device.manual_entry_key,
             "required_by_clinic": policy.clinic_requires_2fa(user),
             "required_for_operator": policy.two_factor_required(user),
+            "can_cancel": self.gate != Gate.SETUP,  # only a set-up the user chose can be left
             "next": safe_next(self.request, default="profile"),
         }
         return render(self.request, self.template_name, context)
