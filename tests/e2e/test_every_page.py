@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 PAGES = {
     "login", "home", "profile", "setup", "recovery codes", "challenge", "clinic settings",
     "edit clinic", "users list", "user view", "confirm", "audit log",
+    "change password", "recovery codes already shown", "login after logging out", "challenge with a recovery code",
 }  # fmt: skip
 
 
@@ -54,6 +55,11 @@ def test_every_page_is_accessible_and_fits(new_page, width, prefix, clinic):
     # On a phone the navigation wraps but My Profile is still one tap away.
     staff.get_by_role("link", name="My Profile").click()
     check(staff, "profile")
+    staff.get_by_role("link", name="Change password").click()
+    expect(heading(staff, "Change password")).to_be_visible()
+    check(staff, "change password")
+    staff.get_by_role("link", name="Cancel").click()
+    expect(heading(staff, "My Profile")).to_be_visible()
     staff.get_by_role("link", name="Enable Two-Factor Authentication").click()
     # The QR code decodes from a screenshot at this width too.
     secret = scan_setup_page(staff, username=f"{prefix}-staff")
@@ -62,10 +68,20 @@ def test_every_page_is_accessible_and_fits(new_page, width, prefix, clinic):
     expect_2fa_active(staff)
     check(staff, "recovery codes")
     continue_after_codes(staff)
+    # The Back button (or a bookmark) on the codes page: they are not shown twice.
+    staff.go_back()
+    expect(staff.get_by_text("already shown once")).to_be_visible()
+    check(staff, "recovery codes already shown")
+    staff.get_by_role("link", name="Back to My Profile").click()
     log_out(staff)
+    expect(staff.get_by_role("status").filter(has_text="You have logged out.")).to_be_visible()
+    check(staff, "login after logging out")
     log_in(staff, f"{prefix}-staff")
     expect(heading(staff, "Two-Factor Authentication")).to_be_visible()
     check(staff, "challenge")
+    staff.get_by_role("link", name="Lost your phone? Use a recovery code").click()
+    expect(staff.get_by_label("Recovery Code")).to_be_visible()
+    check(staff, "challenge with a recovery code")
 
     admin = new_page(width=width, height=800)
     log_in(admin, f"{prefix}-admin")
