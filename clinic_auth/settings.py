@@ -65,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "users.middleware.SignedOutReasonMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "clinic_auth.twofactor.middleware.SessionTimeoutMiddleware",
     "clinic_auth.twofactor.middleware.TwoFactorMiddleware",

@@ -146,3 +146,24 @@ def test_a_visitor_who_never_signed_in_gets_no_signed_out_message(client):
 def test_login_page_says_what_to_do_about_a_forgotten_password(client):
     html = client.get(reverse("login")).content.decode()
     assert "Forgotten your password? Ask your clinic administrator to have a new one set for you." in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "reason, said",
+    [
+        ("ENDED_BY_ADMIN", "Your clinic administrator signed this browser out. Log in again."),
+        ("ENDED_BY_USER", "You signed this browser out from another browser. Log in again."),
+    ],
+)
+def test_a_browser_ended_from_elsewhere_is_told_why_once(client, staff, clinic_admin, login, reason, said):
+    from users import services as user_services
+    from users.models import UserSession
+
+    login(staff)
+    assert client.get(reverse("home")).status_code == 200
+    user_services.user_sessions_end(user=staff, actor=clinic_admin, reason=getattr(UserSession.EndReason, reason))
+    response = client.get(reverse("home"), follow=True)
+    assert response.redirect_chain[-1][0].startswith(reverse("login"))
+    assert said in response.content.decode()
+    assert said not in client.get(reverse("login")).content.decode()

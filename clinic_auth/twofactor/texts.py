@@ -62,6 +62,8 @@ MESSAGES = {
         "That recovery code didn't work. Check it against the codes you saved: each one works only once."
     ),
     "logged_out": _("You have logged out."),
+    "browser_ended_by_admin": _("Your clinic administrator signed this browser out. Log in again."),
+    "browser_ended_by_user": _("You signed this browser out from another browser. Log in again."),
     "signed_out_elsewhere": _(
         "You were signed out because your sessions were ended: your clinic administrator reset your "
         "two-factor authentication, or your password was changed on another computer. Log in again."
