@@ -34,6 +34,9 @@ CLINICS = {
     "shared": ("Front Desk Clinic", False),
     "confirm": ("Confirmation Clinic", False),
     "idle": ("Quiet Clinic", False),
+    "invite": ("Invitation Clinic", True),
+    "forgot": ("Forgetful Clinic", False),
+    "kbdm": ("Keyboard Members Clinic", False),
 }
 
 
