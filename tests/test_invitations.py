@@ -272,3 +272,19 @@ def test_member_page_reads_the_invitation_with_the_member(admin_client, invited,
         counts[who.username] = len(queries)
     assert "Invitation sent " in response.content.decode()
     assert counts[member.username] == counts["staff"], counts
+
+
+def test_a_username_taken_after_the_forms_check_is_a_field_error(admin_client, user_factory, monkeypatch):
+    """Two admins adding the same username at once: the database's unique index decides, not a 500."""
+    from users import forms
+
+    monkeypatch.setattr(forms.InviteMemberForm, "clean", lambda self: {**self.cleaned_data, "username": "taken"})
+    user_factory(username="taken")
+    before = User.objects.count()
+    response = admin_client.post(
+        reverse("user_invite"),
+        {"first_name": "Joy", "last_name": "Nurse", "email": "joy@example.com", "username": "taken", "role": "staff"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["username"] == ["The username taken is already taken."]
+    assert User.objects.count() == before and not Invitation.objects.exists()

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError
 from django.contrib.auth.views import (
     INTERNAL_RESET_SESSION_TOKEN,
     PasswordResetConfirmView,
@@ -47,13 +48,17 @@ class InviteMemberView(ClinicAdminRequiredMixin, View):
         form = InviteMemberForm(request.POST)
         if not form.is_valid():
             return render(request, self.template_name, {"form": form})
-        member = membership.member_invite(
-            clinic=request.user.clinic,
-            invited_by=request.user,
-            base_url=site_url(request),
-            ip=client_ip(request),
-            **{name: form.cleaned_data[name] for name in ("username", "email", "first_name", "last_name", "role")},
-        )
+        try:
+            member = membership.member_invite(
+                clinic=request.user.clinic,
+                invited_by=request.user,
+                base_url=site_url(request),
+                ip=client_ip(request),
+                **{name: form.cleaned_data[name] for name in ("username", "email", "first_name", "last_name", "role")},
+            )
+        except IntegrityError:  # another admin took the username between the form's check and the insert
+            form.add_error("username", _("The username %(username)s is already taken.") % form.cleaned_data)
+            return render(request, self.template_name, {"form": form})
         messages.success(request, _("Invitation sent to %(email)s.") % {"email": member.email})
         return redirect("user_detail", pk=member.pk)
 
@@ -175,7 +180,7 @@ class InvitationAcceptView(View):
         return redirect("home")
 
     def render(self, form):
-        return render(request=self.request, template_name=self.template_name, context={"form": form, "member": self.invitation.user})
+        return render(self.request, self.template_name, {"form": form, "member": self.invitation.user})
 
 
 class ForgotPasswordView(PasswordResetView):
