@@ -65,6 +65,8 @@ class ReauthPasswordForm(forms.Form):
     password = forms.CharField(
         label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
+
+
 class InviteMemberForm(forms.Form):
     """Add user: who they are and their role; the username defaults to the e-mail address."""
 

@@ -24,6 +24,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from clinic_auth.twofactor import reauth
 from clinic_auth.twofactor import session as twofactor_session
 from clinic_auth.twofactor.events import client_ip
 
@@ -45,6 +46,10 @@ class InviteMemberView(ClinicAdminRequiredMixin, View):
         return render(request, self.template_name, {"form": InviteMemberForm()})
 
     def post(self, request):
+        # "Confirm it's you" (issue 13) first; the form is replayed as submitted once confirmed.
+        asked = reauth.confirmation_needed(request, _("add a user"))
+        if asked is not None:
+            return asked
         form = InviteMemberForm(request.POST)
         if not form.is_valid():
             return render(request, self.template_name, {"form": form})
@@ -101,6 +106,10 @@ class MemberDeactivateView(ClinicAdminRequiredMixin, View):
 
     def post(self, request, pk: int):
         member = self.clinic_user(pk)
+        if member.pk != request.user.pk:
+            asked = reauth.confirmation_needed(request, _("deactivate %(name)s") % {"name": member.display_name})
+            if asked is not None:
+                return asked
         try:
             changed = membership.member_deactivate(member=member, actor=request.user, ip=client_ip(request))
         except membership.MembershipRefused as refusal:
