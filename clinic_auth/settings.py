@@ -120,6 +120,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Forgotten password: a reset link works for one hour (and once: it dies with the password it replaces).
+PASSWORD_RESET_TIMEOUT = 60 * 60
+# Every "forgot password" answer takes at least this long, so a matching account cannot be timed.
+CLINICAUTH_PASSWORD_RESET_RESPONSE_SECONDS = 0.5
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -190,6 +195,8 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# For django.core.mail.backends.filebased.EmailBackend (the browser suite reads links from there).
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "ClinicAuth <no-reply@clinicauth.invalid>")
 
 # Number of proxies in front of the app whose X-Forwarded-For may be trusted.

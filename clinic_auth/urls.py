@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from clinic_auth.twofactor import views as twofactor_views
 from clinics import views as clinic_views
+from users import membership_views
 from users import views as user_views
 
 admin.site.site_header = "ClinicAuth administration"
@@ -37,6 +38,21 @@ urlpatterns = [
     path("users/", user_views.UserListView.as_view(), name="user_list"),
     path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
     path("users/<int:pk>/disable-2fa/", user_views.UserDisable2FAView.as_view(), name="user_disable_2fa"),
+    # Issue 17: invitations, forgotten password, leavers and roles (users/membership_views.py).
+    path("users/add/", membership_views.InviteMemberView.as_view(), name="user_invite"),
+    path("users/<int:pk>/invitation/resend/", membership_views.InvitationResendView.as_view(), name="user_invitation_resend"),
+    path("users/<int:pk>/invitation/revoke/", membership_views.InvitationRevokeView.as_view(), name="user_invitation_revoke"),
+    path("users/<int:pk>/deactivate/", membership_views.MemberDeactivateView.as_view(), name="user_deactivate"),
+    path("users/<int:pk>/reactivate/", membership_views.MemberReactivateView.as_view(), name="user_reactivate"),
+    path("users/<int:pk>/role/", membership_views.MemberChangeRoleView.as_view(), name="user_change_role"),
+    path("accounts/invitation/<str:token>/", membership_views.InvitationAcceptView.as_view(), name="invitation_accept"),
+    path("accounts/password-reset/", membership_views.ForgotPasswordView.as_view(), name="password_reset"),
+    path("accounts/password-reset/sent/", membership_views.ForgotPasswordDoneView.as_view(), name="password_reset_done"),
+    path(
+        "accounts/password-reset/<uidb64>/<token>/",
+        membership_views.ResetPasswordView.as_view(),
+        name="password_reset_confirm",
+    ),
     path("admin/login/", user_views.admin_login),
     path("admin/", admin.site.urls),
 ]

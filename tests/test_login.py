@@ -145,7 +145,7 @@ def test_a_visitor_who_never_signed_in_gets_no_signed_out_message(client):
 @pytest.mark.django_db
 def test_login_page_says_what_to_do_about_a_forgotten_password(client):
     html = client.get(reverse("login")).content.decode()
-    assert "Forgotten your password? Ask your clinic administrator to have a new one set for you." in html
+    assert f'<a href="{reverse("password_reset")}">Forgot your password?</a>' in html
 
 
 @pytest.mark.django_db

@@ -109,3 +109,31 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.session_key[:6]}…"
+
+
+class Invitation(models.Model):
+    """A single-use link that lets an invited member set their first password.
+
+    Only a SHA-256 hash of the link's random token is stored, so a database dump
+    yields no working link. A link works while it is neither accepted, revoked
+    nor expired; sending it again revokes the old one.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Invitation #{self.pk} for user #{self.user_id}"
+
+    def is_usable(self, *, now) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and now < self.expires_at

@@ -17,7 +17,7 @@ from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinics.models import Clinic
 
-from .models import User, UserSession
+from .models import Invitation, User, UserSession
 
 SORTS = {
     "name": ("last_name", "first_name", "username"),
@@ -31,10 +31,15 @@ def clinic_users(clinic: Clinic) -> QuerySet[User]:
     return User.objects.filter(clinic=clinic)
 
 
-def user_list(*, clinic: Clinic, query: str = "", sort: str = "name") -> QuerySet[User]:
+STATUSES = {"active": {"is_active": True}, "deactivated": {"is_active": False}}
+
+
+def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "") -> QuerySet[User]:
     users = devices.with_methods(clinic_users(clinic)).annotate(
         has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
     )
+    if status in STATUSES:
+        users = users.filter(**STATUSES[status])
     # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
         users = users.filter(
@@ -109,3 +114,37 @@ def _describe(part) -> str:
     if part is None or not part.family or part.family == "Other":
         return gettext("Unknown")
     return f"{part.family} {part.major}" if part.major else part.family
+
+
+INVITATION_FIELDS = ("created_at", "expires_at", "accepted_at", "revoked_at")
+
+
+def with_latest_invitation(users: QuerySet[User]) -> QuerySet[User]:
+    """Each user's most recent invitation, read in the same query as the user (the member page's budget)."""
+    latest = Invitation.objects.filter(user=OuterRef("pk")).order_by("-created_at", "-id")
+    return users.annotate(
+        **{f"invitation_{name}": Subquery(latest.values(name)[:1]) for name in INVITATION_FIELDS}
+    )
+
+
+def latest_invitation(member: User) -> Invitation | None:
+    """The member's most recent invitation, while they have not set a password yet."""
+    if member.has_usable_password():
+        return None
+    if hasattr(member, "invitation_created_at"):  # loaded through with_latest_invitation
+        if member.invitation_created_at is None:
+            return None
+        return Invitation(user=member, **{name: getattr(member, f"invitation_{name}") for name in INVITATION_FIELDS})
+    return Invitation.objects.filter(user=member).order_by("-created_at", "-id").first()
+
+
+def password_reset_candidates(identifier: str) -> list[User]:
+    """Active accounts a "forgot password" entry names, by username or e-mail, case-insensitively.
+
+    Accounts without a usable password (an invitation not yet accepted) get no reset link.
+    """
+    identifier = identifier.strip()
+    if not identifier:
+        return []
+    users = User.objects.filter(Q(username__iexact=identifier) | Q(email__iexact=identifier), is_active=True)
+    return [user for user in users.order_by("pk") if user.has_usable_password() and user.email]

@@ -25,6 +25,7 @@ from . import selectors
 from . import services as user_services
 from .forms import KeyNameForm, LoginForm, ReauthPasswordForm, UserSearchForm
 from .models import User, UserSession
+from .member_page import membership_context
 
 USERS_PER_PAGE = 50
 
@@ -300,7 +301,8 @@ class ClinicAdminRequiredMixin:
 
     def clinic_user(self, pk: int) -> User:
         # Scoped to the admin's clinic, so another clinic's user is a 404, whatever the id.
-        return get_object_or_404(devices.with_methods(selectors.clinic_users(self.request.user.clinic)), pk=pk)
+        members = devices.with_methods(selectors.clinic_users(self.request.user.clinic))
+        return get_object_or_404(selectors.with_latest_invitation(members), pk=pk)
 
 
 class UserListView(ClinicAdminRequiredMixin, View):
@@ -310,14 +312,16 @@ class UserListView(ClinicAdminRequiredMixin, View):
         form.is_valid()  # keep each valid field: an unknown sort must not drop a good search
         query = form.cleaned_data.get("q", "")
         sort = form.cleaned_data.get("sort") or "name"
-        users = selectors.user_list(clinic=clinic, query=query, sort=sort)
+        status = form.cleaned_data.get("status") or ""
+        users = selectors.user_list(clinic=clinic, query=query, sort=sort, status=status)
         page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
         context = {
             "form": form,
             "page": page,
             "query": query,
             "sort": sort,
-            "keep_query": urlencode({"q": query, "sort": sort}),
+            "keep_query": urlencode({"q": query, "sort": sort, **({"status": status} if status else {})}),
+            "status": status,
             # While searching, the page counts the matches instead (the paginator's own count).
             "counts": None if query else selectors.enrolment_counts(clinic),
             "mandatory": clinic.mandatory_2fa,
@@ -336,6 +340,7 @@ class UserDetailView(ClinicAdminRequiredMixin, View):
             "mandatory": request.user.clinic.mandatory_2fa,
             "is_self": member.pk == request.user.pk,
             "sessions": selectors.signed_in_sessions(member, current_session_key=request.session.session_key),
+            **membership_context(member=member),
         }
         return render(request, "users/user_detail.html", context)
 

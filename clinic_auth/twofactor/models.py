@@ -217,6 +217,16 @@ class AuditEvent(models.Model):
         SIGNED_OUT_FOR_SWITCH = "signed_out_switch", "Signed out when someone else signed in"
         SESSIONS_ENDED_BY_ADMIN = "sessions_ended_admin", "Sessions ended by an admin"
         REAUTH_FAILED = "reauth_failed", "Confirm it's you failed"
+        # Membership (issue 17): invitations, password reset, leavers and roles.
+        INVITED = "invited", "Member invited"
+        INVITATION_RESENT = "invitation_resent", "Invitation resent"
+        INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+        INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+        PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+        PASSWORD_RESET_COMPLETED = "password_reset_completed", "Password reset completed"
+        DEACTIVATED = "deactivated", "Account deactivated"
+        REACTIVATED = "reactivated", "Account reactivated"
+        ROLE_CHANGED = "role_changed", "Role changed"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, choices=Action.choices)

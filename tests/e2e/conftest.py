@@ -68,7 +68,9 @@ def serve(workdir: Path, **extra_env: str):
         "DATABASE_URL": f"sqlite:///{workdir / 'e2e.sqlite3'}",
         "DEBUG": "0",
         "OTP_THROTTLE_FACTOR": "0",
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        # A file per message (in workdir/mail), so tests can follow the links in invitation and reset e-mails.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(workdir / "mail"),
         "PYTHONUNBUFFERED": "1",
         # Browsers serve passkeys to a host name, never an IP address: the suite opens localhost.
         "WEBAUTHN_RP_ID": "localhost",
@@ -116,8 +118,13 @@ def serve(workdir: Path, **extra_env: str):
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory):
-    yield from serve(tmp_path_factory.mktemp("e2e-server"))
+def app_server_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e-server")
+
+
+@pytest.fixture(scope="session")
+def app_server(app_server_dir):
+    yield from serve(app_server_dir)
 
 
 @pytest.fixture(scope="session")
@@ -180,3 +187,11 @@ def new_page(browser, app_server, axe_source):
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def mailbox(app_server_dir, app_server):
+    """What app_server sent, read from its file-based e-mail backend (see pages.Mailbox)."""
+    from .pages import Mailbox
+
+    return Mailbox(app_server_dir / "mail")

@@ -218,3 +218,39 @@ def pass_challenge(page: Page, secret: str, *, check: str | None = None) -> None
     page.get_by_label("Verification Code").fill(totp(secret, offset_steps=1))
     page.get_by_role("button", name="Verify").click()
     expect(heading(page, re.compile("^Welcome"))).to_be_visible()
+
+
+class Mailbox:
+    """What the served app sent, read from its file-based e-mail backend (one file per connection)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def messages(self) -> list:
+        import email
+        from email import policy
+
+        found = []
+        for path in sorted(self.folder.glob("*.log"), key=lambda p: p.stat().st_mtime_ns):
+            # The backend writes each message followed by a line of 79 dashes.
+            for chunk in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
+                if chunk.strip():
+                    found.append(email.message_from_bytes(chunk.lstrip(b"\n"), policy=policy.default))
+        return found
+
+    def link_to(self, address: str, path_prefix: str, *, timeout: float = 10.0) -> str:
+        """The path of the newest link under path_prefix e-mailed to address."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in reversed(self.messages()):
+                if address in str(message["To"]):
+                    body = message.get_body(preferencelist=("plain",)).get_content()
+                    match = re.search(r"https?://[^/\s]+(" + re.escape(path_prefix) + r"\S+)", body)
+                    if match:
+                        return match.group(1)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no e-mail to {address} with a {path_prefix} link")
+            time.sleep(0.2)
+
+    def count_to(self, address: str) -> int:
+        return sum(address in str(message["To"]) for message in self.messages())

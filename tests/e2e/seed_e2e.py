@@ -41,6 +41,9 @@ CLINICS = {
     "errors": ("Error Page Clinic", False),
     "many": ("Many Members Clinic", False),
     "phone": ("Pocket Phone Clinic", False),
+    "invite": ("Invitation Clinic", True),
+    "forgot": ("Forgetful Clinic", False),
+    "kbdm": ("Keyboard Members Clinic", False),
 }
 
 
