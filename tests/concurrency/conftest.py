@@ -123,5 +123,8 @@ def deployment(tmp_path_factory):
         log.close()
         admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         admin.close()
-        server_errors = (tmp / "gunicorn.log").read_text()
-        assert "Traceback" not in server_errors, server_errors
+        server_log = (tmp / "gunicorn.log").read_text()
+        # No 500 and no crash. A refused request (403) is logged by Django with its PermissionDenied
+        # traceback: that is the app answering as designed, e.g. an admin removed a moment ago.
+        assert "Internal Server Error" not in server_log, server_log
+        assert server_log.count("Traceback") <= server_log.count("Forbidden (Permission denied)"), server_log

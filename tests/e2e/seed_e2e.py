@@ -18,6 +18,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from clinics.models import Clinic  # noqa: E402
@@ -64,6 +65,7 @@ def main(password: str) -> None:
             user.save()
     # A clinic with more users than one page holds, with long names and addresses, as real clinics have.
     many = Clinic.objects.get(name=CLINICS["many"][0])
+    hashed = make_password(password)  # one hash for all: active members, not pending invitations
     User.objects.bulk_create(
         User(
             username=f"many-member-{n:02}",
@@ -71,7 +73,7 @@ def main(password: str) -> None:
             last_name="Montgomery-Whitfield",
             email=f"josephine.montgomery-whitfield.{n:02}@northside-practice.example.com",
             clinic=many,
-            password="!",
+            password=hashed,
             last_login=timezone.now() if n % 2 else None,
         )
         for n in range(60)

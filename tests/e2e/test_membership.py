@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from .pages import (
     check_page,
+    continue_after_codes,
     enable_2fa_from_profile,
     enter_setup_code,
     expect_2fa_active,
@@ -49,7 +50,7 @@ def test_invitation_leads_into_forced_2fa_setup(new_page, mailbox):
     secret = scan_setup_page(admin, username="invite-admin")
     enter_setup_code(admin, totp(secret))
     expect_2fa_active(admin)
-    admin.get_by_role("link", name="Continue").click()
+    continue_after_codes(admin)
 
     open_users(admin)
     admin.get_by_role("link", name="Add user").click()
@@ -87,7 +88,7 @@ def test_invitation_leads_into_forced_2fa_setup(new_page, mailbox):
     secret = scan_setup_page(invitee, username="jo.newcomer@example.com")
     enter_setup_code(invitee, totp(secret))
     expect_2fa_active(invitee)
-    invitee.get_by_role("link", name="Continue").click()
+    continue_after_codes(invitee)
     expect(heading(invitee, re.compile("^Welcome"))).to_be_visible()
 
     # The link worked once.
