@@ -67,14 +67,15 @@ class ClinicEditView(ClinicAdminMixin, View):
             if asked is not None:
                 return asked
         clinic = form.save(commit=False)
-        # The flag and its date are changed only through the service, which also re-checks every member's session.
-        clinic.mandatory_2fa = Clinic.objects.values_list("mandatory_2fa", flat=True).get(pk=clinic.pk)
+        # The flag, its date and the zone are changed only through the service, which also re-checks every member's session.
+        clinic.mandatory_2fa, clinic.time_zone = Clinic.objects.values_list("mandatory_2fa", "time_zone").get(pk=clinic.pk)
         clinic.save()
         mandatory = form.cleaned_data["mandatory_2fa"]
         services.clinic_set_mandatory(
             clinic=clinic,
             mandatory=mandatory,
             mandatory_from=form.cleaned_data["mandatory_from"],
+            time_zone=form.cleaned_data["time_zone"],
             actor=request.user,
             ip_address=client_ip(request),
         )

@@ -328,3 +328,38 @@ def test_users_filter_survives_paging_and_sorting(admin_client, clinic):
     assert 'href="?q=&amp;sort=name&amp;twofa=none&amp;page=2"' in html
     assert "?q=&amp;twofa=none&amp;sort=-name" in html
     assert '<option value="none" selected>' in html
+
+
+@pytest.fixture
+def long_sessions(settings):
+    # The clock jumps days ahead here; sessions must outlive it (their age is not under test).
+    settings.SESSION_COOKIE_AGE = 30 * 24 * 3600
+
+
+@pytest.mark.django_db
+def test_changing_the_time_zone_moves_the_end_of_open_grace_periods(long_sessions, admin_client, clinic, staff):
+    """A session cached "until midnight in UTC"; moving the clinic to Auckland must end its grace 13 h earlier."""
+    with at(utc(2026, 12, 4, 10, 0)):
+        assert edit_clinic(admin_client, clinic, mandatory_2fa="on", require_from="date",
+                           mandatory_from="2026-12-05").status_code == 302
+        member = Client()
+        member.force_login(staff)
+        assert member.get(HOME).status_code == 200
+    with at(utc(2026, 12, 4, 12, 0)):  # 5 Dec 01:00 in Auckland, still 4 Dec in UTC
+        assert member.get(HOME).status_code == 200
+        edit_clinic(admin_client, clinic, mandatory_2fa="on", require_from="date", mandatory_from="2026-12-05",
+                    time_zone="Pacific/Auckland")
+        assert member.get(HOME).url.startswith(SETUP)
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.MANDATORY_DATE_SET).get()
+    assert event.detail == "from 2026-12-05 (Pacific/Auckland)"
+
+
+@pytest.mark.django_db
+def test_time_zone_alone_changes_no_stamp_without_a_date(admin_client, clinic, staff):
+    staff.refresh_from_db()
+    stamp = staff.twofa_stamp
+    assert edit_clinic(admin_client, clinic, time_zone="Europe/Paris").status_code == 302
+    clinic.refresh_from_db()
+    staff.refresh_from_db()
+    assert (clinic.time_zone, staff.twofa_stamp) == ("Europe/Paris", stamp)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.MANDATORY_DATE_SET).exists()

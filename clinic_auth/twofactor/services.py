@@ -280,23 +280,35 @@ def user_end_sessions(*, user) -> None:
 
 
 def clinic_set_mandatory(
-    *, clinic, mandatory: bool, mandatory_from: date | None = None, actor, ip_address: str | None = None
+    *,
+    clinic,
+    mandatory: bool,
+    mandatory_from: date | None = None,
+    time_zone: str | None = None,
+    actor,
+    ip_address: str | None = None,
 ) -> bool:
     """Turn the clinic's Mandatory 2FA on or off, from now (mandatory_from None) or from the
-    start of a date in the clinic's time zone; returns whether anything changed.
+    start of a date in the clinic's time zone (time_zone None keeps it); returns whether the
+    requirement changed.
 
     Bumping each member's stamp makes the middleware re-evaluate them on their
-    next request, so users already signed in are caught without waiting.
+    next request, so users already signed in are caught without waiting (and a
+    moved date or zone moves the moment their cached grace period ends).
     """
     if not mandatory:
         mandatory_from = None
     with transaction.atomic():
         clinics = type(clinic).objects.filter(pk=clinic.pk)
-        before = clinics.select_for_update().values("mandatory_2fa", "mandatory_from").get()
-        clinic.mandatory_2fa, clinic.mandatory_from = mandatory, mandatory_from
-        if before == {"mandatory_2fa": mandatory, "mandatory_from": mandatory_from}:
+        before = clinics.select_for_update().values("mandatory_2fa", "mandatory_from", "time_zone").get()
+        after = {"mandatory_2fa": mandatory, "mandatory_from": mandatory_from, "time_zone": time_zone or before["time_zone"]}
+        clinic.mandatory_2fa, clinic.mandatory_from, clinic.time_zone = after.values()
+        if before == after:
             return False
-        clinics.update(mandatory_2fa=mandatory, mandatory_from=mandatory_from)
+        clinics.update(**after)
+        zone_only = before["mandatory_2fa"] == mandatory and before["mandatory_from"] == mandatory_from
+        if zone_only and mandatory_from is None:
+            return False  # the zone matters to the requirement only with a date
         get_user_model().objects.filter(clinic=clinic).update(twofa_stamp=F("twofa_stamp") + 1)
         if actor is not None and actor.pk and actor.clinic_id == clinic.pk:
             actor.refresh_from_db(fields=["twofa_stamp"])
