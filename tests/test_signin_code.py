@@ -201,3 +201,23 @@ def test_eight_digits_are_read_as_a_signin_code():
     assert form.is_valid() and form.cleaned_data["code"] == ("signin", "12345678")
     assert ChallengeForm({"code": "123 456"}).is_valid()
     assert not ChallengeForm({"code": "1234567"}).is_valid()
+
+
+@pytest.mark.django_db
+def test_issuing_asks_the_admin_to_confirm_it_is_them_first(admin_client, clinic_admin, staff, old_app, monkeypatch,
+                                                          settings):
+    """Issue 13's "Confirm it's you": a session that has not proved its factor recently confirms first;
+    then the code is issued and shown once, with nothing to click again."""
+    from clinic_auth.twofactor import devices
+    from clinic_auth.twofactor import session as twofa_session
+
+    start = twofa_session.time.time()
+    monkeypatch.setattr(twofa_session.time, "time", lambda: start + settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    response = admin_client.post(reverse("user_signin_code", args=[staff.pk]))
+    assert response.status_code == 302 and response.url == reverse("reauthenticate")
+    assert not AdminIssuedCodeDevice.objects.exists()
+    assert "issue a one-time sign-in code for Sam Staff" in admin_client.get(reverse("reauthenticate")).content.decode()
+    done = admin_client.post(reverse("reauthenticate"), {"code": next_code(devices.confirmed_totp_device(clinic_admin))})
+    assert done.status_code == 200
+    assert re.search(r'<p class="signin-code"[^>]*>\d{4} \d{4}</p>', done.content.decode())
+    assert AdminIssuedCodeDevice.objects.filter(user=staff, issued_by=clinic_admin).count() == 1

@@ -471,7 +471,8 @@ class RemindMembersView(ClinicAdminRequiredMixin, View):
 @method_decorator(never_cache, name="dispatch")
 class UserSigninCodeView(ClinicAdminRequiredMixin, View):
     """Issue a one-time sign-in code for a member who lost their phone: confirm (GET), then
-    issue (POST) and show it once on the response (nothing is kept to show it again)."""
+    issue (POST, after "Confirm it's you" when the admin has not proved a factor recently) and
+    show it once on the response (nothing is kept to show it again)."""
 
     def refusal(self, request, member):
         if member.pk == request.user.pk:
@@ -494,6 +495,9 @@ class UserSigninCodeView(ClinicAdminRequiredMixin, View):
         if refused:
             messages.error(request, refused)
             return redirect("user_detail", pk=member.pk)
+        asked = reauth.confirmation_needed(request, texts.message("action_issue_code", name=member.display_name))
+        if asked is not None:
+            return asked
         try:
             code, expires_at = services.signin_code_issue(user=member, actor=request.user, ip_address=client_ip(request))
         except services.SelfIssueRefused:

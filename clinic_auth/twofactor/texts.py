@@ -52,6 +52,7 @@ MESSAGES = {
     "action_remove_key": _("remove a passkey or security key"),
     "action_mandatory_off": _("turn Mandatory 2FA off for your clinic"),
     "action_disable_member": _("disable two-factor authentication for {name}"),
+    "action_issue_code": _("issue a one-time sign-in code for {name}"),
     "session_not_found": _("That browser is no longer signed in."),
     "login_throttled": _("Too many failed sign-in attempts. Try again in {minutes} minutes."),
     "password_wrong": _("That password is not right."),
