@@ -28,11 +28,13 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="wrk rounds per variant (part 1).")
     parser.add_argument("--round-seconds", type=int, default=6, help="Seconds per wrk round (part 1).")
     parser.add_argument("--iterations", type=int, default=30, help="Requests per measured admin page (part 3).")
+    parser.add_argument("--audit-rows", type=int, default=100_000, help="Audit rows exported as CSV (part 5).")
     parser.add_argument("--keep-db", action="store_true", help="Keep the PostgreSQL and SQLite bench databases.")
     parser.add_argument("--out", default=str(common.RESULTS / "latest.json"))
     args = parser.parse_args(argv)
     if args.quick:
         args.per_clinic, args.load_seconds, args.rounds, args.round_seconds, args.iterations = 1_000, 15, 2, 3, 10
+        args.audit_rows = 10_000
     return args
 
 
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
         results["mixed_load"] = common.run_step(
             "bench.mixed_load", "--seconds", str(args.load_seconds), "--per-clinic", str(args.per_clinic), env=pg
         )
+        step("5. audit log CSV export")
+        results["audit_export"] = common.run_step("bench.audit_export", "--rows", str(args.audit_rows), env=pg)
     finally:
         if not args.keep_db:
             common.drop_pg_database()
@@ -134,6 +138,9 @@ def targets(r: dict) -> list[dict]:
          and not load["password_brute_force"].get("accepted"),
          f"{load['password_brute_force'].get('rejected_after_check', 0)} of {load['password_brute_force'].get('attempts', 0)}"),
     ]
+    ax = r["audit_export"]
+    checks.append(("5", "CSV export streams: server peak memory grows < 50 MB", ax["peak_rss_growth_mb"] < 50,
+                   f"{ax['peak_rss_growth_mb']} MB RSS, {ax['python_peak_alloc_mb_during_export']} MB Python peak"))
     return [{"part": p, "target": t, "met": bool(ok), "value": v} for p, t, ok, v in checks]
 
 
@@ -285,6 +292,13 @@ def render(r: dict) -> str:
         f"throttle, {cb.get('accepted', 0)} accepted; wrong passwords {pb.get('attempts', 0)} sent, "
         f"{pb.get('rejected_after_check', 0)} evaluated, {pb.get('refused_throttled', 0)} refused by the throttle, "
         f"{pb.get('accepted', 0)} accepted.",
+        "",
+        f"## 5. Audit Log CSV export ({r['audit_export']['database']}, in-process, streamed)",
+        "",
+        "| rows | CSV | time | rows/s | server peak RSS before → after (growth) | Python peak allocation while streaming |",
+        "|---:|---:|---:|---:|---|---:|",
+        "| {rows:,} | {csv_mb} MB | {export_seconds} s | {rows_per_second:,} | {peak_rss_mb_before} → {peak_rss_mb_after} MB "
+        "(+{peak_rss_growth_mb} MB) | {python_peak_alloc_mb_during_export} MB |".format(**r["audit_export"]),
         "",
         "## Targets",
         "",

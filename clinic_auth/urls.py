@@ -25,6 +25,11 @@ urlpatterns = [
         twofactor_views.RecoveryCodesView.as_view(),
         name="two_factor_recovery_codes",
     ),
+    path(
+        "accounts/two-factor/reminder/dismiss/",
+        twofactor_views.DismissGraceBannerView.as_view(),
+        name="two_factor_grace_dismiss",
+    ),
     path("accounts/passkeys/", include("clinic_auth.twofactor.passkeys")),
     path("profile/keys/<int:pk>/rename/", user_views.RenameKeyView.as_view(), name="passkey_rename"),
     path("profile/keys/<int:pk>/remove/", user_views.RemoveKeyView.as_view(), name="passkey_remove"),
@@ -35,7 +40,9 @@ urlpatterns = [
     path("clinics/<int:pk>/settings/", clinic_views.ClinicSettingsView.as_view(), name="clinic_settings"),
     path("clinics/<int:pk>/edit/", clinic_views.ClinicEditView.as_view(), name="clinic_edit"),
     path("clinics/<int:pk>/audit-log/", clinic_views.AuditLogView.as_view(), name="clinic_audit_log"),
+    path("clinics/<int:pk>/audit-log.csv", clinic_views.AuditLogCSVView.as_view(), name="clinic_audit_log_csv"),
     path("users/", user_views.UserListView.as_view(), name="user_list"),
+    path("users/remind/", user_views.RemindMembersView.as_view(), name="user_remind"),
     path("users/<int:pk>/", user_views.UserDetailView.as_view(), name="user_detail"),
     path("users/<int:pk>/disable-2fa/", user_views.UserDisable2FAView.as_view(), name="user_disable_2fa"),
     # Issue 17: invitations, forgotten password, leavers and roles (users/membership_views.py).
@@ -53,6 +60,7 @@ urlpatterns = [
         membership_views.ResetPasswordView.as_view(),
         name="password_reset_confirm",
     ),
+    path("users/<int:pk>/signin-code/", user_views.UserSigninCodeView.as_view(), name="user_signin_code"),
     path("admin/login/", user_views.admin_login),
     path("admin/", admin.site.urls),
 ]

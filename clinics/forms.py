@@ -1,13 +1,39 @@
+import zoneinfo
+from datetime import timedelta
+
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from clinic_auth.twofactor.models import AuditEvent
 
 from .models import Clinic
 
+MAX_GRACE_DAYS = 30
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones()) if "/" in name or name == "UTC"]
+
 
 class ClinicForm(forms.ModelForm):
+    """The clinic's details and its Mandatory 2FA: from now (the default) or from a date up to 30 days ahead."""
+
+    require_from = forms.ChoiceField(
+        label=_("Require from"),
+        choices=[("now", _("Now")), ("date", _("A date (up to 30 days ahead)"))],
+        initial="now",
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    mandatory_from = forms.DateField(
+        label=_("Date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=_("From the start of this day in the clinic's time zone. Until then, members who have not set up 2FA see a reminder."),
+    )
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=TIME_ZONE_CHOICES, required=False)
+
     class Meta:
         model = Clinic
-        fields = ["name", "address", "phone", "mandatory_2fa"]
+        fields = ["name", "address", "phone", "mandatory_2fa", "time_zone"]
         labels = {"mandatory_2fa": _("Mandatory 2FA")}
         help_texts = {
             "mandatory_2fa": _(
@@ -15,3 +41,57 @@ class ClinicForm(forms.ModelForm):
                 "at their next sign-in (or next page view) before they can use the application."
             )
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.mandatory_from is not None:
+            self.initial.setdefault("require_from", "date")
+            self.initial.setdefault("mandatory_from", self.instance.mandatory_from)
+
+    def clean_time_zone(self) -> str:
+        # Left out of a submitted form, the clinic keeps its time zone.
+        return self.cleaned_data.get("time_zone") or self.instance.time_zone
+
+    def clean(self):
+        cleaned = super().clean()
+        chosen = cleaned.get("mandatory_from")
+        if not cleaned.get("mandatory_2fa") or cleaned.get("require_from") != "date":
+            cleaned["mandatory_from"] = None
+            return cleaned
+        if chosen is None:
+            self.add_error("mandatory_from", _("Choose the date from which 2FA is required, or choose Now."))
+            return cleaned
+        tz_name = cleaned.get("time_zone") or self.instance.time_zone
+        today = timezone.localtime(timezone.now(), zoneinfo.ZoneInfo(tz_name)).date()
+        unchanged = chosen == self.instance.mandatory_from
+        if not unchanged and not today <= chosen <= today + timedelta(days=MAX_GRACE_DAYS):
+            self.add_error("mandatory_from", _("Choose a date from today to 30 days ahead."))
+        return cleaned
+
+
+class ClinicAdminForm(forms.ModelForm):
+    """The Django admin's clinic form: a time zone left out keeps the clinic's own."""
+
+    time_zone = forms.ChoiceField(label=_("Time zone"), choices=TIME_ZONE_CHOICES, required=False)
+
+    class Meta:
+        model = Clinic
+        fields = ["name", "address", "phone", "mandatory_2fa", "mandatory_from", "time_zone"]
+
+    def clean_time_zone(self) -> str:
+        return self.cleaned_data.get("time_zone") or self.instance.time_zone
+
+
+class AuditFilterForm(forms.Form):
+    """The Audit Log's filters; every field is optional and kept in the URL."""
+
+    action = forms.ChoiceField(label=_("Event"), required=False, choices=[("", _("All events")), *AuditEvent.Action.choices])
+    member = forms.CharField(label=_("Member (username)"), required=False, max_length=150, strip=True)
+    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            self.add_error("date_to", _("The end date must be on or after the start date."))
+        return cleaned

@@ -25,6 +25,11 @@ class UserSearchForm(forms.Form):
         required=False,
         choices=[("", _("All users")), ("active", _("Active")), ("deactivated", _("Deactivated"))],
     )
+    twofa = forms.ChoiceField(
+        label=_("2FA set-up"),
+        required=False,
+        choices=[("", _("All users")), ("enabled", _("2FA enabled")), ("none", _("2FA not set up"))],
+    )
 
 
 class LoginForm(AuthenticationForm):

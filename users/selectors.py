@@ -32,14 +32,17 @@ def clinic_users(clinic: Clinic) -> QuerySet[User]:
 
 
 STATUSES = {"active": {"is_active": True}, "deactivated": {"is_active": False}}
+TWOFA_FILTERS = {"enabled": True, "none": False}  # the Users list's 2FA-status filter ("" = all)
 
 
-def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "") -> QuerySet[User]:
+def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "") -> QuerySet[User]:
     users = devices.with_methods(clinic_users(clinic)).annotate(
         has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
     )
     if status in STATUSES:
         users = users.filter(**STATUSES[status])
+    if twofa in TWOFA_FILTERS:
+        users = users.filter(has_2fa=TWOFA_FILTERS[twofa])
     # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
         users = users.filter(

@@ -313,18 +313,23 @@ class UserListView(ClinicAdminRequiredMixin, View):
         query = form.cleaned_data.get("q", "")
         sort = form.cleaned_data.get("sort") or "name"
         status = form.cleaned_data.get("status") or ""
-        users = selectors.user_list(clinic=clinic, query=query, sort=sort, status=status)
+        twofa = form.cleaned_data.get("twofa") or ""
+        users = selectors.user_list(clinic=clinic, query=query, sort=sort, status=status, twofa=twofa)
         page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
         context = {
             "form": form,
             "page": page,
             "query": query,
             "sort": sort,
-            "keep_query": urlencode({"q": query, "sort": sort, **({"status": status} if status else {})}),
+            "keep_query": urlencode(
+                {"q": query, "sort": sort, **({"status": status} if status else {}), **({"twofa": twofa} if twofa else {})}
+            ),
             "status": status,
+            "twofa": twofa,
             # While searching, the page counts the matches instead (the paginator's own count).
             "counts": None if query else selectors.enrolment_counts(clinic),
             "mandatory": clinic.mandatory_2fa,
+            "reminders_next_at": services.reminders_next_allowed(clinic=clinic),
         }
         return render(request, "users/user_list.html", context)
 
@@ -446,3 +451,57 @@ class UserDisable2FAView(ClinicAdminRequiredMixin, View):
             if request.user.clinic.mandatory_2fa:
                 messages.info(request, texts.message("user_2fa_disabled_mandatory", name=member.display_name))
         return redirect("user_detail", pk=member.pk)
+
+
+class RemindMembersView(ClinicAdminRequiredMixin, View):
+    """E-mail every member who has not set up 2FA; at most once per 24 hours per clinic."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        try:
+            sent = services.clinic_remind_unenrolled(clinic=request.user.clinic, actor=request.user, ip_address=client_ip(request))
+        except services.RemindersTooSoon as too_soon:
+            messages.error(request, texts.reminders_too_soon(too_soon.next_at))
+        else:
+            messages.success(request, texts.reminders_sent(sent))
+        return redirect("user_list")
+
+
+@method_decorator(never_cache, name="dispatch")
+class UserSigninCodeView(ClinicAdminRequiredMixin, View):
+    """Issue a one-time sign-in code for a member who lost their phone: confirm (GET), then
+    issue (POST, after "Confirm it's you" when the admin has not proved a factor recently) and
+    show it once on the response (nothing is kept to show it again)."""
+
+    def refusal(self, request, member):
+        if member.pk == request.user.pk:
+            return texts.message("signin_code_self_refused")
+        if not devices.is_enrolled(member):
+            return texts.message("signin_code_needs_2fa", name=member.display_name)
+        return None
+
+    def get(self, request, pk: int):
+        member = self.clinic_user(pk)
+        refused = self.refusal(request, member)
+        if refused:
+            messages.error(request, refused)
+            return redirect("user_detail", pk=member.pk)
+        return render(request, "users/user_signin_code.html", {"member": member})
+
+    def post(self, request, pk: int):
+        member = self.clinic_user(pk)
+        refused = self.refusal(request, member)
+        if refused:
+            messages.error(request, refused)
+            return redirect("user_detail", pk=member.pk)
+        asked = reauth.confirmation_needed(request, texts.message("action_issue_code", name=member.display_name))
+        if asked is not None:
+            return asked
+        try:
+            code, expires_at = services.signin_code_issue(user=member, actor=request.user, ip_address=client_ip(request))
+        except services.SelfIssueRefused:
+            messages.error(request, texts.message("signin_code_self_refused"))
+            return redirect("user_detail", pk=member.pk)
+        context = {"member": member, "code": f"{code[:4]} {code[4:]}", "expires_at": expires_at}
+        return render(request, "users/user_signin_code.html", context)

@@ -2,12 +2,13 @@ import time
 
 from django.conf import settings
 
-from . import policy, session
+from . import policy, session, texts
 
 
 def two_factor(request):
-    """Tells templates whether to show the full navigation (only past the 2FA gate), and when the
-    idle logout will come (for the warning before it)."""
+    """Tells templates whether to show the full navigation (only past the 2FA gate), when the
+    idle logout will come (for the warning before it), and the grace-period banner (from the
+    session's cached gate: no query)."""
     gate = getattr(request, "twofa_gate", None)
     context = {"twofa_gate": gate, "show_navigation": gate in policy.ALLOWED_GATES}
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
@@ -17,4 +18,7 @@ def two_factor(request):
             idle_warning_seconds=warn,
             idle_warning_text=f"{warn // 60}:{warn % 60:02d}",
         )
+    banner = session.grace_banner(request) if gate == policy.Gate.OPEN else None
+    if banner is not None:
+        context["grace_banner"] = texts.grace_banner(starts_on=banner["date"], days_left=banner["days_left"])
     return context

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from .services import RECOVERY_ALPHABET, RECOVERY_CODE_LENGTH
 
 TOTP_PATTERN = re.compile(r"[0-9]{6}")
+SIGNIN_CODE_PATTERN = re.compile(r"[0-9]{8}")  # one-time sign-in code issued by a clinic admin
 RECOVERY_PATTERN = re.compile(f"[{RECOVERY_ALPHABET}]{{{RECOVERY_CODE_LENGTH}}}")
 SEPARATORS = re.compile(r"[\s\-]+")
 
@@ -34,7 +35,7 @@ class TOTPCodeForm(forms.Form):
 
 
 class ChallengeForm(forms.Form):
-    """A code from the app, or one of the user's recovery codes."""
+    """A code from the app, one of the user's recovery codes, or a one-time sign-in code from an admin."""
 
     code = forms.CharField(label=_("Verification Code"), max_length=32, widget=code_widget(autofocus=True))
 
@@ -50,6 +51,8 @@ class ChallengeForm(forms.Form):
             raise forms.ValidationError(self.invalid_message)
         if TOTP_PATTERN.fullmatch(code):
             return ("totp", code)
+        if SIGNIN_CODE_PATTERN.fullmatch(code):
+            return ("signin", code)
         if RECOVERY_PATTERN.fullmatch(code.upper()):
             return ("recovery", code.upper())
         raise forms.ValidationError(self.invalid_message)

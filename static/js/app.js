@@ -48,6 +48,17 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
+  // Edit Clinic: ticking Mandatory 2FA shows how many members Save will send to set-up (no extra click).
+  document.querySelectorAll("[data-confirm-for]").forEach((notice) => {
+    const box = document.getElementById(notice.dataset.confirmFor);
+    if (!box) return;
+    const update = () => {
+      notice.hidden = !box.checked;
+    };
+    box.addEventListener("change", update);
+    update();
+  });
+
   document.querySelectorAll("[data-print]").forEach((button) => {
     button.hidden = false;
     button.addEventListener("click", () => window.print());

@@ -21,6 +21,7 @@ from tests.concurrency.harness import (
     POSTGRES_SERVER,
     PROJECT_ROOT,
     RECOVERY_CODE_RE,
+    ENROLLED,
     USERNAMES,
     WORKERS,
     Deployment,
@@ -110,7 +111,7 @@ def deployment(tmp_path_factory):
         base = f"http://127.0.0.1:{port}"
         _wait_until_serving(base, process, tmp / "gunicorn.log")
         deployment = Deployment(base=base, env=env, keys={}, recovery_codes={})
-        for username in USERNAMES[:3]:
+        for username in ENROLLED:
             _enrol_over_http(deployment, username)
         yield deployment
     finally:

@@ -33,7 +33,8 @@ RECOVERY_CODE_RE = re.compile(r"<li><code>([A-Z0-9]{5}-[A-Z0-9]{5})</code></li>"
 MANUAL_KEY_RE = re.compile(r'id="manual-key">([A-Z2-7 ]+)<')
 
 # Users made by the fixture, one per test so no test sees another's throttle state.
-USERNAMES = ("guesser", "twin", "recoverer", "pwtarget")
+USERNAMES = ("guesser", "twin", "recoverer", "pwtarget", "lostphone")
+ENROLLED = ("guesser", "twin", "recoverer", "lostphone")  # set up 2FA over HTTP before the tests
 
 
 def free_port() -> int:

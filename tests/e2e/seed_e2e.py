@@ -45,6 +45,9 @@ CLINICS = {
     "invite": ("Invitation Clinic", True),
     "forgot": ("Forgetful Clinic", False),
     "kbdm": ("Keyboard Members Clinic", False),
+    "grace": ("Graceford Clinic", False),
+    "ready": ("Readyville Clinic", False),
+    "lost": ("Lostphone Clinic", False),
 }
 
 

@@ -1,0 +1,223 @@
+"""Issue 14, point 4: a one-time sign-in code an admin issues for a member who lost their phone."""
+
+import re
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from clinic_auth.twofactor import services
+from clinic_auth.twofactor.models import AdminIssuedCodeDevice, AuditEvent, EncryptedTOTPDevice
+from tests.conftest import next_code, setup_device, totp_for
+
+CHALLENGE = reverse("two_factor_challenge")
+SETUP = reverse("two_factor_setup")
+MEMBER_IP = "198.51.100.23"
+ADMIN_IP = "203.0.113.5"
+
+
+@pytest.fixture
+def admin_client(clinic_admin, enrol):
+    c = Client(REMOTE_ADDR=ADMIN_IP)
+    enrol(clinic_admin, http_client=c)
+    return c
+
+
+@pytest.fixture
+def old_app(staff, enrol):
+    """The member's authenticator app (on the phone they lost)."""
+    device, _ = enrol(staff, http_client=Client())
+    return device
+
+
+def issue(admin_client, member) -> str:
+    response = admin_client.post(reverse("user_signin_code", args=[member.pk]))
+    assert response.status_code == 200
+    shown = re.search(r'<p class="signin-code"[^>]*>(\d{4}) (\d{4})</p>', response.content.decode())
+    return shown.group(1) + shown.group(2)
+
+
+def member_at_challenge(member, login) -> Client:
+    c = Client(REMOTE_ADDR=MEMBER_IP)
+    response = login(member, http_client=c)
+    assert response.status_code == 302
+    assert c.get(reverse("home")).url.startswith(CHALLENGE)
+    return c
+
+
+@pytest.mark.django_db
+def test_member_page_offers_it_beside_disable(admin_client, staff, old_app):
+    html = admin_client.get(reverse("user_detail", args=[staff.pk])).content.decode()
+    assert "Disable Two-Factor Authentication" in html
+    assert f'action="{reverse("user_signin_code", args=[staff.pk])}"' in html
+    assert "Issue a one-time sign-in code" in html
+    confirm = admin_client.get(reverse("user_signin_code", args=[staff.pk]))
+    assert confirm.status_code == 200 and "Issue the code" in confirm.content.decode()
+    assert not AdminIssuedCodeDevice.objects.exists()  # the GET changes nothing
+
+
+@pytest.mark.django_db
+def test_issued_code_is_8_digits_shown_once_stored_hashed_and_audited(admin_client, clinic_admin, staff, old_app,
+                                                                       django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        code = issue(admin_client, staff)
+    assert re.fullmatch(r"\d{8}", code)
+    device = AdminIssuedCodeDevice.objects.get(user=staff)
+    assert code not in device.code_hash and device.code_hash.startswith("pbkdf2_sha256_recovery$")
+    assert timedelta(minutes=59) < device.expires_at - timezone.now() <= timedelta(hours=1)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.SIGNIN_CODE_ISSUED)
+    assert (event.actor, event.target, event.ip_address) == (clinic_admin, staff, ADMIN_IP)
+    (email,) = [m for m in mail.outbox if m.to == [staff.email]][-1:]
+    assert "one-time sign-in code was issued" in email.subject and code not in email.body
+    # Nothing keeps the code to show it again.
+    assert code not in admin_client.get(reverse("user_detail", args=[staff.pk])).content.decode()
+
+
+@pytest.mark.django_db
+def test_admin_cannot_issue_for_themselves(admin_client, clinic_admin):
+    response = admin_client.post(reverse("user_signin_code", args=[clinic_admin.pk]), follow=True)
+    assert "You cannot issue a one-time sign-in code for yourself." in response.content.decode()
+    assert not AdminIssuedCodeDevice.objects.exists()
+    with pytest.raises(services.SelfIssueRefused):
+        services.signin_code_issue(user=clinic_admin, actor=clinic_admin)
+
+
+@pytest.mark.django_db
+def test_only_for_members_with_2fa_of_this_clinic_and_only_by_admins(admin_client, client, staff, user_factory,
+                                                                     clinic_factory, old_app):
+    no_2fa = user_factory()
+    assert admin_client.post(reverse("user_signin_code", args=[no_2fa.pk])).status_code == 302
+    outsider = user_factory(clinic=clinic_factory(name="Elsewhere"))
+    assert admin_client.post(reverse("user_signin_code", args=[outsider.pk])).status_code == 404
+    client.force_login(no_2fa)
+    assert client.post(reverse("user_signin_code", args=[staff.pk])).status_code == 403
+    assert not AdminIssuedCodeDevice.objects.exists()
+
+
+@pytest.mark.django_db
+def test_code_signs_in_once_then_new_app_replaces_the_old(admin_client, staff, old_app, login,
+                                                          django_capture_on_commit_callbacks):
+    code = issue(admin_client, staff)
+    member = member_at_challenge(staff, login)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = member.post(CHALLENGE, {"code": f"{code[:4]} {code[4:]}"})
+    assert response.status_code == 302 and response.url == SETUP
+    used = AuditEvent.objects.get(action=AuditEvent.Action.SIGNIN_CODE_USED)
+    assert (used.target, used.ip_address, used.detail) == (staff, MEMBER_IP, "issued by admin")
+    assert [m.subject for m in mail.outbox] == ["ClinicAuth: your one-time sign-in code was used"]
+    assert MEMBER_IP in mail.outbox[0].body
+    page = member.get(SETUP)
+    assert page.status_code == 200
+    assert "Your old app keeps working until you enter a code from the new one" in page.content.decode()
+    # The old app still works until the new one is confirmed.
+    assert EncryptedTOTPDevice.objects.filter(pk=old_app.pk, confirmed=True).exists()
+    new_app = setup_device(member)
+    response = member.post(SETUP, {"code": totp_for(new_app)}, follow=True)
+    assert "Your new authenticator app is set up." in response.content.decode()
+    assert list(EncryptedTOTPDevice.objects.filter(user=staff).values_list("pk", "confirmed")) == [(new_app.pk, True)]
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.APP_REPLACED, target=staff).count() == 1
+    assert not AdminIssuedCodeDevice.objects.filter(user=staff).exists()
+    # The code does not work a second time.
+    again = member_at_challenge(staff, login)
+    assert "That code is not valid" in again.post(CHALLENGE, {"code": code}).content.decode()
+    # And the new app does.
+    assert again.post(CHALLENGE, {"code": next_code(new_app)}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_old_app_keeps_working_if_the_new_one_is_never_confirmed(admin_client, staff, old_app, login):
+    code = issue(admin_client, staff)
+    member = member_at_challenge(staff, login)
+    member.post(CHALLENGE, {"code": code})
+    member.get(SETUP)  # starts a set-up, never confirmed
+    later = member_at_challenge(staff, login)
+    assert later.post(CHALLENGE, {"code": next_code(old_app)}).status_code == 302
+    # Without the code, a member with an app is still sent away from set-up as before.
+    assert later.get(SETUP).url == reverse("profile")
+
+
+@pytest.mark.django_db
+def test_used_code_cannot_be_used_again(admin_client, staff, old_app, login):
+    code = issue(admin_client, staff)
+    assert member_at_challenge(staff, login).post(CHALLENGE, {"code": code}).status_code == 302
+    second = member_at_challenge(staff, login).post(CHALLENGE, {"code": code})
+    assert second.status_code == 200 and "That code is not valid" in second.content.decode()
+
+
+@pytest.mark.django_db
+def test_code_expires_after_an_hour(admin_client, staff, old_app, login):
+    code = issue(admin_client, staff)
+    member = member_at_challenge(staff, login)
+    later = timezone.now() + timedelta(hours=1, seconds=1)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        response = member.post(CHALLENGE, {"code": code})
+    assert response.status_code == 200 and "That code is not valid" in response.content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.SIGNIN_CODE_USED).exists()
+
+
+@pytest.mark.django_db
+def test_issuing_again_replaces_the_unused_code(admin_client, staff, old_app, login):
+    first = issue(admin_client, staff)
+    second = issue(admin_client, staff)
+    assert AdminIssuedCodeDevice.objects.filter(user=staff).count() == 1
+    member = member_at_challenge(staff, login)
+    if first != second:
+        assert "That code is not valid" in member.post(CHALLENGE, {"code": first}).content.decode()
+    assert member.post(CHALLENGE, {"code": second}).url == SETUP
+
+
+@pytest.mark.django_db
+def test_wrong_codes_lock_like_other_codes(admin_client, staff, old_app, login, settings):
+    code = issue(admin_client, staff)
+    member = member_at_challenge(staff, login)
+    wrong = "12345678" if code != "12345678" else "87654321"
+    for _ in range(settings.CLINICAUTH_CODE_LOCKOUT_FAILURES):
+        assert "That code is not valid" in member.post(CHALLENGE, {"code": wrong}).content.decode()
+    locked = member.post(CHALLENGE, {"code": code})
+    assert "Too many incorrect codes" in locked.content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.SIGNIN_CODE_USED).exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CODE_THROTTLED, target=staff).count() == 1
+    # The app's own counter is separate: the member can still use their app.
+    assert member.post(CHALLENGE, {"code": next_code(old_app)}).status_code == 302
+
+
+@pytest.mark.django_db
+def test_disabling_2fa_removes_the_code(admin_client, staff, old_app, clinic_admin):
+    issue(admin_client, staff)
+    admin_client.post(reverse("user_disable_2fa", args=[staff.pk]))
+    assert not AdminIssuedCodeDevice.objects.filter(user=staff).exists()
+
+
+@pytest.mark.django_db
+def test_eight_digits_are_read_as_a_signin_code():
+    from clinic_auth.twofactor.forms import ChallengeForm
+
+    form = ChallengeForm({"code": "1234 5678"})
+    assert form.is_valid() and form.cleaned_data["code"] == ("signin", "12345678")
+    assert ChallengeForm({"code": "123 456"}).is_valid()
+    assert not ChallengeForm({"code": "1234567"}).is_valid()
+
+
+@pytest.mark.django_db
+def test_issuing_asks_the_admin_to_confirm_it_is_them_first(admin_client, clinic_admin, staff, old_app, monkeypatch,
+                                                          settings):
+    """Issue 13's "Confirm it's you": a session that has not proved its factor recently confirms first;
+    then the code is issued and shown once, with nothing to click again."""
+    from clinic_auth.twofactor import devices
+    from clinic_auth.twofactor import session as twofa_session
+
+    start = twofa_session.time.time()
+    monkeypatch.setattr(twofa_session.time, "time", lambda: start + settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    response = admin_client.post(reverse("user_signin_code", args=[staff.pk]))
+    assert response.status_code == 302 and response.url == reverse("reauthenticate")
+    assert not AdminIssuedCodeDevice.objects.exists()
+    assert "issue a one-time sign-in code for Sam Staff" in admin_client.get(reverse("reauthenticate")).content.decode()
+    done = admin_client.post(reverse("reauthenticate"), {"code": next_code(devices.confirmed_totp_device(clinic_admin))})
+    assert done.status_code == 200
+    assert re.search(r'<p class="signin-code"[^>]*>\d{4} \d{4}</p>', done.content.decode())
+    assert AdminIssuedCodeDevice.objects.filter(user=staff, issued_by=clinic_admin).count() == 1
