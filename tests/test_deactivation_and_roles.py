@@ -239,3 +239,18 @@ def test_member_page_title_is_just_the_name(admin_client, member):
     page = admin_client.get(reverse("user_detail", args=[member.pk])).content.decode()
     assert re.search(r"<title>(.*?)</title>", page, re.S).group(1) == "Joy Nurse · ClinicAuth"
     assert page.count('id="account-heading"') == 1
+
+
+def test_deactivation_kills_an_unused_one_time_sign_in_code(
+    admin_client, member, enrolled_member, clinic_admin, django_capture_on_commit_callbacks
+):
+    from clinic_auth.twofactor import services
+    from clinic_auth.twofactor.models import AdminIssuedCodeDevice
+
+    code, _ = services.signin_code_issue(user=member, actor=clinic_admin)
+    assert AdminIssuedCodeDevice.objects.filter(user=member).exists()
+    deactivate(admin_client, member, django_capture_on_commit_callbacks)
+    assert not AdminIssuedCodeDevice.objects.filter(user=member).exists()
+    admin_client.post(reverse("user_reactivate", args=[member.pk]))
+    # Back with their 2FA as it was, but the code issued before is gone for good.
+    assert not AdminIssuedCodeDevice.objects.filter(user=member).exists()

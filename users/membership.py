@@ -21,6 +21,7 @@ from django.utils.http import base36_to_int, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from clinic_auth.twofactor import events
+from clinic_auth.twofactor import services as twofa_services
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.models import Clinic
 
@@ -267,6 +268,7 @@ def member_deactivate(*, member: User, actor: User, ip: str | None) -> bool:
     member.session_nonce = new_session_nonce()
     member.save(update_fields=["is_active", "session_nonce"])
     Invitation.objects.filter(user=member, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
+    twofa_services.signin_code_revoke(user=member)
     _audit(AuditEvent.Action.DEACTIVATED, actor=actor, target=member, ip=ip)
     queue_email(to=member.email, template="deactivated", context={"member": member, "actor": actor})
     return True

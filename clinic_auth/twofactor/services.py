@@ -513,3 +513,8 @@ def passkey_refused(*, user, reason: str, ip_address: str | None) -> None:
 def reauth_record_failure(*, user, ip_address: str | None, detail: str) -> None:
     """A failed "Confirm it's you" (the code throttles and lockouts apply as at sign-in)."""
     events.record(AuditEvent.Action.REAUTH_FAILED, actor=user, target=user, ip_address=ip_address, detail=detail[:255])
+
+
+def signin_code_revoke(*, user) -> int:
+    """An unused one-time sign-in code dies with the account's deactivation; returns how many went."""
+    return AdminIssuedCodeDevice.objects.filter(user=user).delete()[0]
