@@ -245,6 +245,9 @@ def gunicorn(
             "--worker-class", "sync",
             "--timeout", "60",
             "--log-level", "warning",
+            # gunicorn.conf.py recycles workers every ~2,000 requests; a recycled worker's CPU time
+            # vanishes from /proc and a restart stalls wrk, so the measured servers never recycle.
+            "--max-requests", "0",
         ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env)
     try:
