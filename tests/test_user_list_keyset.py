@@ -71,3 +71,16 @@ def test_the_key_never_reaches_another_clinics_users(clinic, members, other_clin
     for number in range(1, 40):
         ids |= {u.pk for u in selectors.user_page(clinic=clinic, sort="name", page=number, per_page=7).object_list}
     assert other_clinic_user.pk not in ids and ids == set(members.values_list("pk", flat=True))
+
+
+@pytest.mark.parametrize("status", ["active", "deactivated"])
+@pytest.mark.parametrize("sort", ["name", "-name"])
+def test_the_show_filter_pages_by_key_too(clinic, members, status, sort):
+    members.filter(pk__in=list(members.order_by("pk").values_list("pk", flat=True)[::4])).update(is_active=False)
+    per_page = 5
+    first = selectors.user_page(clinic=clinic, sort=sort, status=status, page=1, per_page=per_page)
+    assert first.paginator.num_pages > 3
+    for number in first.paginator.page_range:
+        page = selectors.user_page(clinic=clinic, sort=sort, status=status, page=number, per_page=per_page)
+        expected = selectors.user_list(clinic=clinic, sort=sort, status=status)[(number - 1) * per_page : number * per_page]
+        assert [u.pk for u in page.object_list] == [u.pk for u in expected], number
