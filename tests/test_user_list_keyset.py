@@ -84,3 +84,16 @@ def test_the_show_filter_pages_by_key_too(clinic, members, status, sort):
         page = selectors.user_page(clinic=clinic, sort=sort, status=status, page=number, per_page=per_page)
         expected = selectors.user_list(clinic=clinic, sort=sort, status=status)[(number - 1) * per_page : number * per_page]
         assert [u.pk for u in page.object_list] == [u.pk for u in expected], number
+
+
+@pytest.mark.parametrize("twofa", ["enabled", "none"])
+def test_the_2fa_status_filter_pages_by_key_too(clinic, members, twofa):
+    per_page = 6
+    first = selectors.user_page(clinic=clinic, sort="name", twofa=twofa, page=1, per_page=per_page)
+    assert first.paginator.num_pages > 3
+    for number in first.paginator.page_range:
+        page = selectors.user_page(clinic=clinic, sort="name", twofa=twofa, page=number, per_page=per_page)
+        rows = list(page.object_list)
+        assert all(u.has_2fa == (twofa == "enabled") for u in rows)
+        expected = selectors.user_list(clinic=clinic, sort="name", twofa=twofa)[(number - 1) * per_page : number * per_page]
+        assert [u.pk for u in rows] == [u.pk for u in expected], number
