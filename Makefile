@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= localhost
 PORT ?= 8000
 
-.PHONY: run test install migrate seed e2e concurrency check clean bench test-postgres test-concurrency
+.PHONY: run test install migrate seed e2e concurrency check clean bench bench-smoke test-postgres test-concurrency
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: seed
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q -m "not e2e and not concurrency"
+	$(BIN)/python -m pytest -q -m "not e2e and not concurrency and not bench_smoke"
 	@test -f node_modules/axe-core/axe.min.js || { echo "== npm ci (axe-core for the accessibility checks)"; npm ci --no-audit --no-fund --silent; }
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
@@ -35,17 +35,27 @@ test: install
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 PG_DB ?= clinicauth_ci
 test-postgres: install
-	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q -m "not e2e and not concurrency"
+	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q -m "not e2e and not concurrency and not bench_smoke"
 
 # Real parallel HTTP against gunicorn (4 workers) on a fresh PostgreSQL database; prints the counts.
 test-concurrency: install
 	$(BIN)/python -m pytest -q -m concurrency tests/concurrency -s
 
-# Issue 7's benchmark (README "Benchmark"): table on stdout, JSON in bench/results/latest.json.
+# Issues 7 and 16's benchmark (README "Benchmark"): tables on stdout, JSON in bench/results/latest.json.
 # Needs PostgreSQL at 127.0.0.1:5432 (user postgres) and wrk; BENCH_ARGS="--quick" for a short trial.
-bench: install
+# The peers (django-two-factor-auth, django-allauth) go into the venv only here: pyproject's group `bench`.
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: install $(VENV)/.bench-installed
 	@command -v wrk >/dev/null 2>&1 || { echo "== installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	DEBUG=0 LOG_LEVEL=WARNING PYTHONWARNINGS="ignore:No directory at" $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The benchmark's --smoke run as a test (tests/test_bench_smoke.py, under 60 s): PostgreSQL, wrk, the peers.
+bench-smoke: install $(VENV)/.bench-installed
+	@command -v wrk >/dev/null 2>&1 || { echo "== installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m pytest -q -m bench_smoke tests/test_bench_smoke.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles artifacts

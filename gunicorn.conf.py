@@ -10,8 +10,14 @@ import multiprocessing
 import os
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() * 2 + 1)))
-worker_class = "sync"
+# Threaded workers (issue 16): a password check (Argon2, ~0.1-0.35 s) runs in argon2-cffi with the
+# GIL released, so the worker's other threads keep serving page views meanwhile. With sync workers
+# every sign-in held a whole process and page views queued behind it (page p99 388 ms under the
+# bench's mixed load). One process per core plus one, each with a few threads: measured in
+# `make bench` (part 4 and README "Benchmark"); a thread costs one database connection.
+workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() + 1)))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5

@@ -1,15 +1,18 @@
-"""Issue 7, part 3: the clinic's Users pages at 10,000 and 100,000 users.
+"""Issue 7, part 3 (issue 16, part 3): the clinic's Users pages at 10,000, 100,000 and 1,000,000 users.
 
 Run with DATABASE_URL pointing at an empty database (SQLite or PostgreSQL):
-migrates, seeds one clinic of 10,000 users, measures, grows to ten clinics
-(100,000 users), measures again. On PostgreSQL the search is measured with
-and without the trigram indexes of users/migrations (search_trigram_indexes).
+migrates, seeds one clinic of 10,000 users, measures, grows to the next number
+of clinics in --scales (10: 100,000 users; 100: 1,000,000), measures again. On
+PostgreSQL the search is measured with and without the trigram indexes of
+users/migrations (search_trigram_indexes) up to 100,000 users, and the plans of
+the two slowest pages at the largest scale are written to bench/results/plan-*.txt.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+from pathlib import Path
 
 from bench import inprocess
 
@@ -29,7 +32,10 @@ def measure_pages(client, *, per_clinic: int, iterations: int) -> dict:
     last_page = -(-User.objects.filter(clinic__name="Bench Clinic 001").count() // 50)
     pages = {
         "user_list": "/users/",
+        "user_list_middle_page": f"/users/?page={(last_page + 1) // 2}",
         "user_list_last_page": f"/users/?page={last_page}",
+        "user_list_by_2fa": "/users/?sort=-2fa",
+        "user_list_without_2fa": "/users/?twofa=none",  # the 2FA-status filter (issue 15)
         "search": f"/users/?q={SEARCH_TERM}",
         "search_no_match": "/users/?q=zz-nobody",
         "view": f"/users/{member.pk}/",
@@ -98,12 +104,37 @@ def measure_search_indexes(client, *, iterations: int) -> dict:
     }
 
 
+def save_plans(client, pages: dict, *, label: str, directory) -> list[str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement of the given pages, as text in bench/results/."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    written = []
+    for name, path in pages.items():
+        with CaptureQueriesContext(connection) as captured:
+            client.get(path)
+        lines = [f"GET {path}  ({label}; {len(captured)} queries; EXPLAIN (ANALYZE, BUFFERS) of each SELECT)", ""]
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            if not sql.lstrip().upper().startswith("SELECT"):
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+            lines += ["-- " + sql, plan, ""]
+        target = Path(directory) / f"plan-{label}-{name}.txt"
+        target.write_text("\n".join(lines))
+        written.append(target.name)
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--per-clinic", type=int, default=10_000)
-    parser.add_argument("--clinics", type=int, default=10)
+    parser.add_argument("--scales", default="1,10", help="Numbers of clinics to grow to, in order.")
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--plans-dir", default=str(Path(__file__).with_name("results")))
     args = parser.parse_args()
 
     inprocess.setup_django()
@@ -114,7 +145,8 @@ def main() -> None:
     inprocess.migrate()
     vendor = connection.vendor
     result = {"database": vendor, "per_clinic": args.per_clinic, "scales": []}
-    for clinics in (1, args.clinics):
+    scales = [int(n) for n in args.scales.split(",")]
+    for clinics in scales:
         seconds = inprocess.seed(clinics=clinics, staff=args.per_clinic)
         if vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -127,8 +159,15 @@ def main() -> None:
             "seed_seconds": round(seconds, 1),
             "pages": measure_pages(client, per_clinic=args.per_clinic, iterations=args.iterations),
         }
-        if vendor == "postgresql":
+        # Rebuilding the trigram indexes at a million users would take a minute: up to 100,000 only.
+        if vendor == "postgresql" and clinics * args.per_clinic <= 100_000:
             scale["search_indexes"] = measure_search_indexes(client, iterations=args.iterations)
+        if vendor == "postgresql" and clinics == scales[-1]:
+            measured = scale["pages"]
+            slowest = sorted(measured, key=lambda name: measured[name]["median_ms"], reverse=True)[:2]
+            scale["plans_of_the_two_slowest_pages"] = save_plans(
+                client, {name: measured[name]["path"] for name in slowest}, label=f"{clinics * args.per_clinic}-users", directory=args.plans_dir
+            )
         result["scales"].append(scale)
     write_json(args.out, result)
 

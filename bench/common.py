@@ -25,7 +25,8 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/clinicauth_bench")
-SQLITE_URL = f"sqlite:///{RESULTS / 'bench.sqlite3'}"
+SQLITE_FILE = Path(os.environ.get("BENCH_SQLITE_FILE", str(RESULTS / "bench.sqlite3")))
+SQLITE_URL = f"sqlite:///{SQLITE_FILE}"
 PASSWORD = "clinicauth-bench"
 
 # Settings every process of the benchmark runs with: production-like, no console email.
@@ -194,22 +195,63 @@ class Server:
         return total / ticks
 
 
+    def memory_mb(self) -> dict:
+        """Resident memory of the master and its workers: RSS summed (counts shared pages once per
+        process) and PSS summed (shares split between processes: what they really take together)."""
+        rss = pss = 0
+        processes = 0
+        for status in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = status.read_text().rsplit(")", 1)[1].split()
+                pid = int(status.parent.name)
+                if pid != self.pid and int(fields[1]) != self.pid:
+                    continue
+                rollup = (status.parent / "smaps_rollup").read_text()
+            except (OSError, ValueError):
+                continue
+            processes += 1
+            for line in rollup.splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        return {"processes": processes, "rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1)}
+
+
 @contextmanager
-def gunicorn(*, workers: int, env: dict, settings: str = "clinic_auth.settings", port: int | None = None):
-    """A gunicorn on loopback, stopped (by its own pid) when the block ends; yields a Server."""
+def gunicorn(
+    *, workers: int | None = None, env: dict, settings: str = "clinic_auth.settings", port: int | None = None,
+    shipped_config: bool = False, wsgi: str = "clinic_auth.wsgi:application", probe: str = "/accounts/login/",
+):
+    """A gunicorn on loopback, stopped (by its own pid) when the block ends; yields a Server.
+
+    shipped_config runs the production command (`gunicorn -c gunicorn.conf.py`) with its workers,
+    worker class and threads (WEB_CONCURRENCY in env overrides the workers as in production);
+    otherwise `workers` sync workers.
+    """
     port = port or free_port()
-    full_env = {**os.environ, **BASE_ENV, "DJANGO_SETTINGS_MODULE": settings, **env}
-    cmd = [
-        GUNICORN, "clinic_auth.wsgi:application",
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--worker-class", "sync",
-        "--timeout", "60",
-        "--log-level", "warning",
-    ]
+    # gunicorn reads ./gunicorn.conf.py by itself: keep its access log off the bench's output.
+    full_env = {**os.environ, **BASE_ENV, "DJANGO_SETTINGS_MODULE": settings, "GUNICORN_ACCESS_LOG": os.devnull, **env}
+    if shipped_config:
+        full_env.update(BIND=f"127.0.0.1:{port}", GUNICORN_ACCESS_LOG=os.devnull)
+        if workers:
+            full_env["WEB_CONCURRENCY"] = str(workers)
+        cmd = [GUNICORN, "-c", str(ROOT / "gunicorn.conf.py"), wsgi, "--log-level", "warning"]
+    else:
+        cmd = [
+            GUNICORN, wsgi,
+            "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers or 2),
+            "--worker-class", "sync",
+            "--timeout", "60",
+            "--log-level", "warning",
+            # gunicorn.conf.py recycles workers every ~2,000 requests; a recycled worker's CPU time
+            # vanishes from /proc and a restart stalls wrk, so the measured servers never recycle.
+            "--max-requests", "0",
+        ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env)
     try:
-        _wait_until_serving(port, proc)
+        _wait_until_serving(port, proc, probe)
         yield Server(f"http://127.0.0.1:{port}", proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -220,15 +262,15 @@ def gunicorn(*, workers: int, env: dict, settings: str = "clinic_auth.settings",
             proc.wait()
 
 
-def _wait_until_serving(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_until_serving(port: int, proc: subprocess.Popen, probe: str = "/accounts/login/", timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited with status {proc.returncode}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/accounts/login/")
-            if conn.getresponse().status == 200:
+            conn.request("GET", probe)
+            if conn.getresponse().status in (200, 302):
                 conn.close()
                 return
         except OSError:

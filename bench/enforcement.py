@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--warmup-seconds", type=int, default=2)
     args = parser.parse_args()
 
     inprocess.setup_django()
@@ -111,7 +112,7 @@ def main() -> None:
         }
 
         for url in urls.values():  # warm up every worker
-            run_wrk(url + PAGE, cookie, seconds=2, connections=args.connections)
+            run_wrk(url + PAGE, cookie, seconds=args.warmup_seconds, connections=args.connections)
         rounds = []
         names = list(VARIANTS)
         for r in range(args.rounds):

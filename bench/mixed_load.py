@@ -280,6 +280,17 @@ def password_throttle_limit() -> int | None:
     return ACCOUNT_FROM_ADDRESS.limit
 
 
+def gunicorn_shape(shipped: bool, sync_workers: int) -> dict:
+    """Workers, worker class and threads of the server under test, read from gunicorn.conf.py when shipped."""
+    if not shipped:
+        return {"config": "command line", "workers": sync_workers, "worker_class": "sync", "threads": 1}
+    import runpy
+
+    conf = runpy.run_path(str(common.ROOT / "gunicorn.conf.py"))
+    return {"config": "gunicorn.conf.py", "workers": conf["workers"], "worker_class": conf["worker_class"],
+            "threads": conf.get("threads", 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -290,11 +301,16 @@ def main() -> None:
     parser.add_argument("--think-min", type=float, default=0.2)
     parser.add_argument("--think-max", type=float, default=0.6)
     parser.add_argument("--stagger", type=float, default=10.0, help="Sessions start spread over this many seconds.")
+    parser.add_argument("--baseline-repeats", type=int, default=20, help="Single-client requests per page kind.")
     parser.add_argument("--attack-interval", type=float, default=0.05)
     parser.add_argument("--max-attempts", type=int, default=2000)
     parser.add_argument("--per-clinic", type=int, default=10_000)
     parser.add_argument("--pool-size", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--server", choices=["shipped", "sync"], default="shipped",
+        help="shipped: `gunicorn -c gunicorn.conf.py` as in production; sync: the earlier 4 sync workers (before).",
+    )
+    parser.add_argument("--workers", type=int, default=4, help="Sync workers with --server sync.")
     args = parser.parse_args()
 
     inprocess.setup_django()
@@ -310,8 +326,9 @@ def main() -> None:
     pool = Pool(pool_list)
     server_env = {"DATABASE_URL": common.PG_URL, "DB_CONN_MAX_AGE": "60", "TRUSTED_PROXY_COUNT": "1"}
 
-    with common.gunicorn(workers=args.workers, env=server_env) as server:
-        base = baseline(server.url, admins[-1], baseline_account, repeats=20)
+    shipped = args.server == "shipped"
+    with common.gunicorn(workers=None if shipped else args.workers, env=server_env, shipped_config=shipped) as server:
+        base = baseline(server.url, admins[-1], baseline_account, repeats=args.baseline_repeats)
         stats = Stats()  # its clock starts now, with the load
         code_outcome = defaultdict(int)
         password_outcome = defaultdict(int)
@@ -340,6 +357,7 @@ def main() -> None:
         client_cpu = time.process_time() - client_cpu_before
         machine_busy = common.busy_fraction(machine_before, common.system_cpu_ticks())
         hung = sum(thread.is_alive() for thread in threads)
+        memory = server.memory_mb()
 
     attacked_device.refresh_from_db()
     # Steady state: after every session has started and finished its first login.
@@ -349,7 +367,10 @@ def main() -> None:
         args.out,
         {
             "seconds": round(elapsed, 1),
-            "gunicorn_workers": args.workers,
+            "server": args.server,
+            "gunicorn": gunicorn_shape(shipped, args.workers),
+            "gunicorn_workers": gunicorn_shape(shipped, args.workers)["workers"],
+            "server_memory_after_load": memory,
             "database": connection.vendor,
             "staff_sessions": args.staff_sessions,
             "admin_sessions": args.admin_sessions,

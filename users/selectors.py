@@ -8,7 +8,9 @@ import ua_parser
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.models import Session
+from django.core.paginator import Paginator
 from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
@@ -35,14 +37,14 @@ STATUSES = {"active": {"is_active": True}, "deactivated": {"is_active": False}}
 TWOFA_FILTERS = {"enabled": True, "none": False}  # the Users list's 2FA-status filter ("" = all)
 
 
-def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "") -> QuerySet[User]:
-    users = devices.with_methods(clinic_users(clinic)).annotate(
-        has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
-    )
+def matching_users(*, clinic: Clinic, query: str = "", status: str = "", twofa: str = "") -> QuerySet[User]:
+    """The clinic's users that match the search and the Show and 2FA-status filters, without the 2FA columns."""
+    users = clinic_users(clinic)
     if status in STATUSES:
         users = users.filter(**STATUSES[status])
     if twofa in TWOFA_FILTERS:
-        users = users.filter(has_2fa=TWOFA_FILTERS[twofa])
+        enrolled = devices.enrolled_q()
+        users = users.filter(enrolled if TWOFA_FILTERS[twofa] else ~enrolled)
     # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
         users = users.filter(
@@ -51,7 +53,67 @@ def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: st
             | Q(last_name__icontains=term)
             | Q(email__icontains=term)
         )
+    return users
+
+
+def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "") -> QuerySet[User]:
+    users = devices.with_methods(matching_users(clinic=clinic, query=query, status=status, twofa=twofa)).annotate(
+        has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
+    )
     return users.order_by(*SORTS.get(sort, SORTS["name"]))
+
+
+class KeysetPaginator(Paginator):
+    """Django's Paginator (page numbers, count, the same Page objects), but a page is found by its key.
+
+    With OFFSET, page 200 makes the database sort the whole clinic and work out the 2FA columns of
+    the 9,950 rows before it. Here the page query starts at the first row's sort key
+    (last name, first name, username: unique, so a total order) and reads 50 rows along the
+    (clinic, last name, first name) index; the 2FA columns are computed for those 50 only. The
+    key itself comes from a subquery of the same statement that reads just the key columns,
+    from whichever end of the list is nearer, so the query count is the same on every page.
+    Sorts by 2FA status have no index to walk and keep OFFSET.
+    """
+
+    def __init__(self, object_list, per_page, *, keys: QuerySet, sort: str, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.keys = keys
+        self.sort = sort
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        if bottom == 0 or self.sort not in KEYSET_SORTS:
+            return self._get_page(self.object_list[bottom:top], number, self)
+        order = SORTS[self.sort]
+        fields = [name.lstrip("-") for name in order]
+        if bottom <= self.count // 2:
+            seek = self.keys.order_by(*order).values_list(*fields)[bottom : bottom + 1]
+        else:  # nearer the end: walk the index backwards
+            reverse = [name[1:] if name.startswith("-") else f"-{name}" for name in order]
+            from_end = self.count - 1 - bottom
+            seek = self.keys.order_by(*reverse).values_list(*fields)[from_end : from_end + 1]
+        sql, params = seek.query.sql_with_params()
+        table = User._meta.db_table
+        columns = ", ".join(f'"{table}"."{User._meta.get_field(name).column}"' for name in fields)
+        comparison = "<=" if order[0].startswith("-") else ">="
+        starts_here = RawSQL(f"({columns}) {comparison} ({sql})", params, output_field=BooleanField())
+        return self._get_page(self.object_list.filter(starts_here)[: top - bottom], number, self)
+
+
+KEYSET_SORTS = ("name", "-name")
+
+
+def user_page(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "", page, per_page: int):
+    """One page of the Users list (two queries: the count, then the page), by key rather than OFFSET."""
+    sort = sort if sort in SORTS else "name"
+    users = user_list(clinic=clinic, query=query, sort=sort, status=status, twofa=twofa)
+    keys = matching_users(clinic=clinic, query=query, status=status, twofa=twofa)
+    paginator = KeysetPaginator(users, per_page, keys=keys, sort=sort)
+    return paginator.get_page(page)
 
 
 def enrolment_counts(clinic: Clinic) -> dict[str, int]:

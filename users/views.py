@@ -5,7 +5,6 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, LogoutView, PasswordChangeView
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import resolve, reverse, reverse_lazy
@@ -314,8 +313,10 @@ class UserListView(ClinicAdminRequiredMixin, View):
         sort = form.cleaned_data.get("sort") or "name"
         status = form.cleaned_data.get("status") or ""
         twofa = form.cleaned_data.get("twofa") or ""
-        users = selectors.user_list(clinic=clinic, query=query, sort=sort, status=status, twofa=twofa)
-        page = Paginator(users, USERS_PER_PAGE).get_page(request.GET.get("page"))
+        page = selectors.user_page(
+            clinic=clinic, query=query, sort=sort, status=status, twofa=twofa,
+            page=request.GET.get("page"), per_page=USERS_PER_PAGE,
+        )
         context = {
             "form": form,
             "page": page,
