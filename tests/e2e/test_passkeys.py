@@ -7,6 +7,7 @@ verification, so Chromium runs the real WebAuthn ceremony against the served app
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -40,6 +41,28 @@ def credentials(cdp, authenticator_id: str) -> list:
     return cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator_id})["credentials"]
 
 
+def press_passkey_button(page, name: str, *, key: str | None = None, done=None) -> None:
+    """Click (or press `key` on) a django-otp-webauthn button, again if the first press came too early.
+
+    Its script shows the button and then attaches the handler; a press in between does nothing.
+    Once the handler runs it relabels the button at once ("Registering...", "Verifying...").
+    """
+    for _ in range(3):
+        button = page.get_by_role("button", name=name)
+        if key:
+            button.focus()
+            page.keyboard.press(key)
+        else:
+            button.click()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            # Started (relabelled), or already finished and back on a page with `done` on it.
+            if page.get_by_role("button", name=name).count() == 0 or (done is not None and done.count() > 0):
+                return
+            page.wait_for_timeout(100)
+    raise AssertionError(f"the {name!r} button never started its ceremony")
+
+
 def welcome(page):
     return heading(page, re.compile("^Welcome"))
 
@@ -53,8 +76,8 @@ def test_add_a_passkey_from_my_profile_then_sign_in_with_it_by_keyboard(new_page
 
     staff.get_by_role("link", name="My Profile").click()
     section = staff.get_by_role("region", name="Two-Factor Authentication")
-    section.get_by_role("button", name="Add a passkey or security key").click()
     added = staff.get_by_role("status").filter(has_text=re.compile("Passkey or security key .* added"))
+    press_passkey_button(staff, "Add a passkey or security key", done=added)
     expect(added).to_be_visible(timeout=30_000)
     expect(heading(staff, "My Profile")).to_be_visible()
     assert len(credentials(cdp, authenticator)) == 1
@@ -70,7 +93,7 @@ def test_add_a_passkey_from_my_profile_then_sign_in_with_it_by_keyboard(new_page
     check_page(staff, "challenge with a passkey")
     # Keyboard only: Tab to the button, Enter, and the browser's prompt answers for the key.
     tab_to(staff, use_key)
-    staff.keyboard.press("Enter")
+    press_passkey_button(staff, "Use your passkey or security key", key="Enter")
     expect(welcome(staff)).to_be_visible(timeout=30_000)
     assert credentials(cdp, authenticator)[0]["signCount"] >= 1
 
@@ -81,7 +104,7 @@ def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_p
     log_in(staff, "keysreq-staff")
     expect(heading(staff, "Set up Two-Factor Authentication")).to_be_visible()
     check_page(staff, "setup with the passkey option")
-    staff.get_by_role("button", name="Use a passkey or security key instead").click()
+    press_passkey_button(staff, "Use a passkey or security key instead")
     expect(heading(staff, "Your recovery codes")).to_be_visible(timeout=30_000)  # the key's ceremony, then a redirect
     expect(staff.get_by_role("status").filter(has_text="2FA is now active")).to_be_visible()
     continue_after_codes(staff)
@@ -91,7 +114,7 @@ def test_forced_set_up_with_a_passkey_then_an_admins_disable_stops_the_key(new_p
     admin = new_page()
     add_virtual_authenticator(admin)
     log_in(admin, "keysreq-admin")
-    admin.get_by_role("button", name="Use a passkey or security key instead").click()
+    press_passkey_button(admin, "Use a passkey or security key instead")
     expect(heading(admin, "Your recovery codes")).to_be_visible(timeout=30_000)
     continue_after_codes(admin)
     expect(welcome(admin)).to_be_visible()
