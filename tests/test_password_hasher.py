@@ -1,0 +1,69 @@
+"""Issue 16, part 2: password checks run at a lower CPU priority, with Django's Argon2 unchanged."""
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+from django.contrib.auth.hashers import Argon2PasswordHasher
+
+from clinic_auth.hashers import LowPriorityArgon2PasswordHasher
+
+
+def test_the_hashes_are_djangos_argon2_both_ways():
+    ours, djangos = LowPriorityArgon2PasswordHasher(), Argon2PasswordHasher()
+    encoded = ours.encode("a clinic password", ours.salt())
+    assert encoded.startswith("argon2$argon2id$v=19$m=102400,t=2,p=8$")  # Django's default parameters
+    assert djangos.verify("a clinic password", encoded)
+    assert ours.verify("a clinic password", djangos.encode("a clinic password", djangos.salt()))
+    assert not ours.verify("another password", encoded)
+
+
+def test_the_shipped_settings_use_it_first(settings):
+    from clinic_auth import settings as shipped
+
+    assert shipped.PASSWORD_HASHERS[0] == "clinic_auth.hashers.LowPriorityArgon2PasswordHasher"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_a_check_runs_on_a_thread_with_a_higher_nice_value(settings, monkeypatch):
+    seen = []
+    original = Argon2PasswordHasher.verify
+
+    def spy(self, password, encoded):
+        seen.append((threading.get_ident(), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return original(self, password, encoded)
+
+    monkeypatch.setattr(Argon2PasswordHasher, "verify", spy)
+    hasher = LowPriorityArgon2PasswordHasher()
+    encoded = Argon2PasswordHasher().encode("pw-123456789", hasher.salt())
+    own_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert hasher.verify("pw-123456789", encoded)
+    [(thread, nice)] = seen
+    assert thread != threading.get_ident()
+    assert nice == min(19, own_nice + settings.PASSWORD_HASH_NICE) > own_nice
+
+
+def test_one_process_runs_at_most_one_check_per_core_at_once(monkeypatch):
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_verify(self, password, encoded):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return True
+
+    monkeypatch.setattr(Argon2PasswordHasher, "verify", slow_verify)
+    hasher = LowPriorityArgon2PasswordHasher()
+    requests = [threading.Thread(target=hasher.verify, args=("pw", "argon2$x")) for _ in range(4 * (os.cpu_count() or 1))]
+    for thread in requests:
+        thread.start()
+    for thread in requests:
+        thread.join()
+    assert most == (os.cpu_count() or 1)
