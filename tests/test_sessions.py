@@ -44,14 +44,55 @@ def test_cycle_key_of_a_session_whose_row_is_gone_starts_a_new_row():
     Session.objects.all().delete()  # e.g. cleared by clearsessions meanwhile
     old_key = session.session_key
     session.cycle_key()
+    session.save()  # what SessionMiddleware does with a modified session
     assert session.session_key != old_key
     assert SessionStore(session_key=session.session_key).load() == {"clinic": "Demo Clinic"}
+    assert Session.objects.count() == 1
 
 
 @pytest.mark.django_db
-def test_the_code_step_costs_eight_statements(client, staff, enrol, login):
-    """Load session and user, lock and update the device, rename the session and its entry in the
-    user's list of browsers, stamp last_login, write the session (README, Benchmark)."""
+def test_the_rename_waits_for_the_save_then_the_old_key_is_dead():
+    session = SessionStore()
+    session["clinic"] = "Demo Clinic"
+    session.save()
+    first_key = session.session_key
+    session.cycle_key()
+    session["verified"] = True
+    session.cycle_key()  # twice in one request: the row still carries the first key
+    assert SessionStore(session_key=first_key).load() == {"clinic": "Demo Clinic"}  # nothing new readable yet
+    session.save()
+    assert SessionStore(session_key=first_key).load() == {}
+    assert SessionStore(session_key=session.session_key).load() == {"clinic": "Demo Clinic", "verified": True}
+    assert Session.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_flush_after_a_rotation_deletes_the_row():
+    session = SessionStore()
+    session["clinic"] = "Demo Clinic"
+    session.save()
+    session.cycle_key()
+    session.flush()
+    assert Session.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_saving_a_session_deleted_meanwhile_is_refused_as_django_does():
+    from django.contrib.sessions.backends.base import UpdateError
+
+    session = SessionStore()
+    session["clinic"] = "Demo Clinic"
+    session.save()
+    Session.objects.all().delete()  # signed out from another browser
+    session["more"] = 1
+    with pytest.raises(UpdateError):
+        session.save()
+
+
+@pytest.mark.django_db
+def test_the_code_step_costs_seven_statements(client, staff, enrol, login):
+    """Load session and user, lock and update the device, stamp last_login, rename and write the
+    session in one UPDATE, and rename its entry in the user's list of browsers (README, Benchmark)."""
     device, _ = enrol(staff)
     client.logout()
     login(staff)
@@ -70,10 +111,9 @@ def test_the_code_step_costs_eight_statements(client, staff, enrol, login):
         'SELECT "users_user"."id",',
         'SELECT "twofactor_encryptedtotpdevice"."id",',
         'UPDATE "twofactor_encryptedtotpdevice"',
-        'UPDATE "django_session"',
-        'UPDATE "users_usersession"',
         'UPDATE "users_user"',
         'UPDATE "django_session"',
+        'UPDATE "users_usersession"',
     ]
     device_select = next(q["sql"] for q in queries.captured_queries if "twofactor_encryptedtotpdevice" in q["sql"])
     assert "FOR UPDATE" in device_select or connection.vendor == "sqlite"  # SQLite: BEGIN IMMEDIATE
