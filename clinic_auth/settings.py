@@ -112,6 +112,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"
+# One backend only: a second one would check a wrong password twice. Sessions begun under Django's
+# ModelBackend (before issue 16) are asked to sign in again once.
+AUTHENTICATION_BACKENDS = ["users.backends.ClinicUserBackend"]
 
 PASSWORD_HASHERS = [
     # Django's Argon2 with its default parameters, checked on low-priority threads (issue 16).

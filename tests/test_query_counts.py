@@ -83,3 +83,15 @@ def test_the_count_does_notice_the_gate_being_decided_again(verified, clinic_adm
     assert len(queries) > without
     # ... and once decided again, it is back to no extra query.
     assert count_queries(client, url, gated=True) == without
+
+
+@pytest.mark.django_db
+def test_the_signed_in_user_comes_with_their_clinic_in_one_query(verified, clinic):
+    """users.backends.ClinicUserBackend: Home shows the clinic's name without a query of its own."""
+    verified.get(reverse("home"))
+    with CaptureQueriesContext(connection) as queries:
+        response = verified.get(reverse("home"))
+    assert clinic.name in response.content.decode()
+    user_loads = [q["sql"] for q in queries.captured_queries if 'FROM "users_user"' in q["sql"] and '"users_user"."id" =' in q["sql"]]
+    assert any('"clinics_clinic"' in sql for sql in user_loads)
+    assert not [q for q in queries.captured_queries if q["sql"].startswith('SELECT "clinics_clinic"')]
