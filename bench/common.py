@@ -15,7 +15,8 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +172,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def gunicorns(specs: dict[str, dict]):
+    """Several `gunicorn(**spec)` started side by side (each waits until it serves, which is
+    mostly waiting); yields {name: Server} in the order given, and stops them all at the end."""
+    with ExitStack() as stack:
+        managers = {name: gunicorn(**spec) for name, spec in specs.items()}
+        with ThreadPoolExecutor(len(managers)) as pool:
+            started = {name: pool.submit(manager.__enter__) for name, manager in managers.items()}
+        servers, failure = {}, None
+        for name, future in started.items():
+            if future.exception() is None:
+                servers[name] = future.result()
+                stack.push(managers[name].__exit__)
+            else:
+                failure = failure or future.exception()
+        if failure is not None:
+            raise failure
+        yield servers
 
 
 class Server:

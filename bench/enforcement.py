@@ -16,7 +16,7 @@ import re
 import statistics
 import subprocess
 import time
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import common, inprocess
@@ -84,11 +84,7 @@ def main() -> None:
     db_url = common.PG_URL if connection.vendor == "postgresql" else common.SQLITE_URL
     server_env = {"DATABASE_URL": db_url, "DB_CONN_MAX_AGE": "60"}
 
-    with ExitStack() as stack:
-        servers = {
-            name: stack.enter_context(common.gunicorn(workers=2, env=server_env, settings=settings))
-            for name, settings in VARIANTS.items()
-        }
+    with common.gunicorns({name: dict(workers=2, env=server_env, settings=settings) for name, settings in VARIANTS.items()}) as servers:
         urls = {name: server.url for name, server in servers.items()}
         # One real login (password + code) on variant (a); all three serve that session.
         session = common.Session(urls["a_this_app"])
@@ -103,13 +99,15 @@ def main() -> None:
             page_bytes[name] = len(response.body)
 
         cookie = f"{session_cookie}={session_key}"
-        queries = {
-            name: common.run_step(
-                "bench.count_queries", "--session", session_key, "--path", PAGE,
-                env={"DJANGO_SETTINGS_MODULE": settings, "DATABASE_URL": db_url},
-            )
-            for name, settings in VARIANTS.items()
-        }
+        with ThreadPoolExecutor(len(VARIANTS)) as pool:  # untimed: the three counts side by side
+            counting = {
+                name: pool.submit(
+                    common.run_step, "bench.count_queries", "--session", session_key, "--path", PAGE,
+                    env={"DJANGO_SETTINGS_MODULE": settings, "DATABASE_URL": db_url},
+                )
+                for name, settings in VARIANTS.items()
+            }
+        queries = {name: future.result() for name, future in counting.items()}
 
         for url in urls.values():  # warm up every worker
             run_wrk(url + PAGE, cookie, seconds=args.warmup_seconds, connections=args.connections)

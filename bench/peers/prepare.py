@@ -161,6 +161,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--stack", choices=list(STACKS), required=True)
     parser.add_argument("--logins", type=int, default=30)
+    parser.add_argument("--migrate-only", action="store_true", help="Only create the tables (run in parallel, untimed).")
     args = parser.parse_args()
 
     import django
@@ -174,6 +175,9 @@ def main() -> None:
     from bench.common import PASSWORD, percentile, write_json
 
     call_command("migrate", verbosity=0, interactive=False)
+    if args.migrate_only:
+        write_json(args.out, {"stack": args.stack, "migrated": True})
+        return
     stack = STACKS[args.stack]()
     times = []
     client = None
