@@ -92,26 +92,30 @@ def enforcement_of(clinic) -> Enforcement:
     return Enforcement(mandatory=clinic.mandatory_2fa, starts_on=clinic.mandatory_from, time_zone=clinic.time_zone)
 
 
-def clinic_enforcement(user) -> Enforcement | None:
-    """The user's clinic's Mandatory 2FA (one query), or None without a clinic."""
+def clinic_enforcement(user, *, fresh: bool = False) -> Enforcement | None:
+    """The user's clinic's Mandatory 2FA (at most one query), or None without a clinic."""
     if user.clinic_id is None:
         return None
-    clinic_model = user._meta.get_field("clinic").related_model
+    field = user._meta.get_field("clinic")
+    if field.is_cached(user) and not fresh:  # loaded with the user for this request (users.backends): no query
+        return enforcement_of(user.clinic)
+    clinic_model = field.related_model
     row = clinic_model.objects.filter(pk=user.clinic_id).values("mandatory_2fa", "mandatory_from", "time_zone").first()
     if row is None:
         return None
     return Enforcement(mandatory=row["mandatory_2fa"], starts_on=row["mandatory_from"], time_zone=row["time_zone"])
 
 
-def clinic_requires_2fa(user) -> bool:
-    """Required by the clinic now: the flag is on and its date (if any) has come."""
-    enforcement = clinic_enforcement(user)
+def clinic_requires_2fa(user, *, fresh: bool = False) -> bool:
+    """Required by the clinic now: the flag is on and its date (if any) has come (fresh: read now,
+    inside the caller's transaction, not as loaded with the request's user)."""
+    enforcement = clinic_enforcement(user, fresh=fresh)
     return enforcement is not None and enforcement.required_now()
 
 
-def two_factor_required(user) -> bool:
+def two_factor_required(user, *, fresh: bool = False) -> bool:
     """Required by the clinic's policy, and always for Django admin (operator) accounts."""
-    return user.is_staff or user.is_superuser or clinic_requires_2fa(user)
+    return user.is_staff or user.is_superuser or clinic_requires_2fa(user, fresh=fresh)
 
 
 def requirement(user) -> tuple[bool, Enforcement | None]:

@@ -494,7 +494,7 @@ def passkey_remove(*, user, credential_id: int, ip_address: str | None) -> bool:
             EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).exists()
             or WebAuthnCredential.objects.filter(user=user, confirmed=True).exclude(pk=credential.pk).exists()
         )
-        if not others and policy.two_factor_required(user):
+        if not others and policy.two_factor_required(user, fresh=True):
             raise LastMethodRequired()
         name = credential.name
         credential.delete()
