@@ -394,3 +394,21 @@ def test_users_list_shows_each_members_methods_and_counts_key_users_as_enrolled(
         if username:
             rows[username.group(1)] = summary.group(1)
     assert rows == {"admin": "App, 2 keys", "staff": "1 key", "nobody": "—"}
+
+
+@pytest.mark.django_db
+def test_removing_the_last_key_reads_the_clinics_flag_as_it_is_now(staff):
+    """The request's user comes with its clinic; the service still asks the database, inside its lock,
+    so Mandatory 2FA switched on a moment ago keeps the last key."""
+    from clinic_auth.twofactor import services
+
+    c = Client()
+    c.force_login(staff)
+    add_key(c, SoftKey())
+    row = WebAuthnCredential.objects.get(user=staff)
+    user = User.objects.select_related("clinic").get(pk=staff.pk)
+    assert user.clinic.mandatory_2fa is False  # as loaded with the request
+    type(user.clinic).objects.filter(pk=user.clinic_id).update(mandatory_2fa=True)
+    with pytest.raises(services.LastMethodRequired):
+        services.passkey_remove(user=user, credential_id=row.pk, ip_address=None)
+    assert WebAuthnCredential.objects.filter(pk=row.pk).exists()
