@@ -25,7 +25,9 @@ def members(clinic, clinic_admin):
     )
     members = User.objects.filter(clinic=clinic)
     enrolled = [services.totp_setup_begin(user=member) for member in members.order_by("pk")[::3]]
-    type(enrolled[0]).objects.filter(pk__in=[d.pk for d in enrolled]).update(confirmed=True)
+    for device in enrolled:  # saved, not a queryset update(), so User.twofa_enrolled follows
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
     return members
 
 
