@@ -3,8 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from functools import cached_property, reduce
-from operator import or_
+from functools import cached_property
 
 import ua_parser
 from django.conf import settings
@@ -77,8 +76,8 @@ class KeysetPaginator(Paginator):
     A to Z). So the list is seen as runs ("groups"): for the 2FA sorts, one per 2FA status in
     the order shown, each in name order along (clinic, twofa_enrolled, last name, ...); for
     the name sorts, one run of everyone. The count query counts each run, so every page knows
-    which runs it covers and where in each it starts and ends; a page that spans two runs is
-    the end of the first (from its key on) plus the start of the second (up to its key).
+    which runs it covers and where in each it starts and ends; the one page that spans two runs
+    is the last rows of the first plus the first rows of the second.
     """
 
     def __init__(self, object_list, per_page, *, keys: QuerySet, sort: str, whole_clinic: bool = False, **kwargs):
@@ -113,42 +112,53 @@ class KeysetPaginator(Paginator):
         if top + self.orphans >= self.count:
             top = self.count
         within = [name for name in SORTS[self.sort] if name.lstrip("-") != "twofa_enrolled"]
-        parts, start = [], 0
+        runs, start = [], 0  # (filter, size, first row on the page, last row on the page) of each run it shows
         for group, size in self.groups:
-            first, last = max(bottom - start, 0), min(top - start, size) - 1  # this run's rows on the page
+            first, last = max(bottom - start, 0), min(top - start, size) - 1
+            if first <= last:
+                runs.append((group, size, first, last))
             start += size
-            if first > last:
-                continue
-            part = group
-            if first > 0:
-                part &= self._from_row(group, size, within, first, onwards=True)
-            if parts and last < size - 1:  # a second run: the page ends inside it
-                part &= self._from_row(group, size, within, last, onwards=False)
-            parts.append(part)
-        if not parts:
+        if not runs:
             return self._get_page(self.object_list[bottom:top], number, self)
-        rows = self.object_list.filter(reduce(or_, parts))
-        if len(parts) == 1:
+        if len(runs) == 1:
+            group, size, first, _ = runs[0]
+            rows = self.object_list.filter(group)
+            if first > 0:
+                rows = rows.filter(self._from_row(group, size, within, first))
             # Within one run twofa_enrolled is fixed: order as the index does, so the database walks it.
-            rows = rows.order_by(*within)
-        return self._get_page(rows[: top - bottom], number, self)
+            return self._get_page(rows.order_by(*within)[: top - bottom], number, self)
+        # The page spans two runs: the last rows of the first and the first rows of the second, each
+        # read from its own end of the index with a LIMIT. (One WHERE with an OR of two ranges is
+        # planned as a scan of the whole clinic: the planner cannot tell either range is short.)
+        (first_run, first_size, first, _), (second_run, _, _, last) = runs
+        ends = [
+            self.keys.filter(first_run).order_by(*_reversed(within)).values("pk")[: first_size - first],
+            self.keys.filter(second_run).order_by(*within).values("pk")[: last + 1],
+        ]
+        compiled = [end.query.sql_with_params() for end in ends]
+        union = " UNION ALL ".join(f"SELECT * FROM ({sql}) AS run_{n}" for n, (sql, _) in enumerate(compiled))
+        pk = f'"{User._meta.db_table}"."{User._meta.pk.column}"'
+        on_page = RawSQL(f"{pk} IN ({union})", tuple(p for _, params in compiled for p in params), output_field=BooleanField())
+        return self._get_page(self.object_list.filter(Q(on_page))[: top - bottom], number, self)
 
-    def _from_row(self, group: Q, size: int, order: list[str], position: int, *, onwards: bool) -> Q:
-        """The run's rows from its row at `position` on (onwards) or up to it, by a row-value comparison."""
+    def _from_row(self, group: Q, size: int, order: list[str], position: int) -> Q:
+        """The run's rows from its row at `position` on, by a row-value comparison with that row's key."""
         fields = [name.lstrip("-") for name in order]
         keys = self.keys.filter(group)
         if position <= size // 2:
             seek = keys.order_by(*order).values_list(*fields)[position : position + 1]
         else:  # nearer the end: walk the index backwards
-            reverse = [name[1:] if name.startswith("-") else f"-{name}" for name in order]
             from_end = size - 1 - position
-            seek = keys.order_by(*reverse).values_list(*fields)[from_end : from_end + 1]
+            seek = keys.order_by(*_reversed(order)).values_list(*fields)[from_end : from_end + 1]
         sql, params = seek.query.sql_with_params()
         table = User._meta.db_table
         columns = ", ".join(f'"{table}"."{User._meta.get_field(name).column}"' for name in fields)
-        ascending = not order[0].startswith("-")
-        comparison = ">=" if onwards == ascending else "<="
+        comparison = "<=" if order[0].startswith("-") else ">="
         return Q(RawSQL(f"({columns}) {comparison} ({sql})", params, output_field=BooleanField()))
+
+
+def _reversed(order: list[str]) -> list[str]:
+    return [name[1:] if name.startswith("-") else f"-{name}" for name in order]
 
 
 def user_page(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "", page, per_page: int):
