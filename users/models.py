@@ -36,7 +36,9 @@ class User(AbstractUser):
     class Meta:
         ordering = ["last_name", "first_name", "username"]
         indexes = [
-            models.Index(fields=["clinic", "last_name", "first_name"], name="user_clinic_name_idx"),
+            # The name sorts, in full: with username in the index a deep page's key is found by
+            # walking the index, not by sorting the clinic.
+            models.Index(fields=["clinic", "last_name", "first_name", "username"], name="user_clinic_fullname_idx"),
             # The 2FA-status filter and both 2FA sorts: one clinic, one status, in name order.
             models.Index(
                 fields=["clinic", "twofa_enrolled", "last_name", "first_name", "username"], name="user_clinic_2fa_name_idx"

@@ -89,7 +89,7 @@ class KeysetPaginator(Paginator):
     @cached_property
     def status_counts(self) -> dict[str, int]:
         """The rows of the list, and how many of them are enrolled (the page's one count query)."""
-        return self.keys.aggregate(total=Count("pk"), enrolled=Count("pk", filter=Q(twofa_enrolled=True)))
+        return _status_counts(self.keys)
 
     @cached_property
     def groups(self) -> list[tuple[Q, int]]:
@@ -178,7 +178,13 @@ def enrolment_counts(clinic: Clinic, *, page: Page | None = None) -> dict[str, i
     """
     if page is not None and getattr(page.paginator, "whole_clinic", False):
         return page.paginator.status_counts
-    return clinic_users(clinic).aggregate(total=Count("pk"), enrolled=Count("pk", filter=Q(twofa_enrolled=True)))
+    return _status_counts(clinic_users(clinic))
+
+
+def _status_counts(users: QuerySet[User]) -> dict[str, int]:
+    # COUNT(*) and a count of an indexed column, not COUNT(id): then PostgreSQL can answer from
+    # the (clinic, twofa_enrolled, ...) index alone instead of reading every member's row.
+    return users.aggregate(total=Count("*"), enrolled=Count("twofa_enrolled", filter=Q(twofa_enrolled=True)))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """User.twofa_enrolled: a stored copy of devices.is_enrolled(user), indexed for the Users list.
 
+The name index gains username, the last column of the name sorts, so a deep page's key is
+read along the index instead of sorting the clinic.
+
 users.receivers keeps it exact from here on; this migration sets it for the users that exist.
 The rule is the one of devices.enrolled_q, written against the historical models: at least one
 confirmed authenticator app or passkey / security key.
@@ -36,6 +39,11 @@ class Migration(migrations.Migration):
             index=models.Index(
                 fields=["clinic", "twofa_enrolled", "last_name", "first_name", "username"], name="user_clinic_2fa_name_idx"
             ),
+        ),
+        migrations.RemoveIndex(model_name="user", name="user_clinic_name_idx"),
+        migrations.AddIndex(
+            model_name="user",
+            index=models.Index(fields=["clinic", "last_name", "first_name", "username"], name="user_clinic_fullname_idx"),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
