@@ -35,6 +35,7 @@ def measure_pages(client, *, per_clinic: int, iterations: int) -> dict:
         "user_list_middle_page": f"/users/?page={(last_page + 1) // 2}",
         "user_list_last_page": f"/users/?page={last_page}",
         "user_list_by_2fa": "/users/?sort=-2fa",
+        "user_list_by_2fa_up": "/users/?sort=2fa",  # not set up first
         "user_list_without_2fa": "/users/?twofa=none",  # the 2FA-status filter (issue 15)
         "search": f"/users/?q={SEARCH_TERM}",
         "search_no_match": "/users/?q=zz-nobody",

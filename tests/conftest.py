@@ -3,6 +3,7 @@ import time
 
 import pyotp
 import pytest
+from django.db.models import F
 from django.urls import reverse
 
 from clinics.models import Clinic
@@ -18,6 +19,28 @@ def fast_settings(settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR = 0
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def twofa_enrolled_stays_exact(request):
+    """After every test that used the database, User.twofa_enrolled equals devices.is_enrolled for
+    every user: a path that adds, confirms or removes an authenticator without the flag following
+    (a queryset update(), a bulk_create, a new service) fails the test that takes it."""
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = "db" in request.fixturenames or (marker is not None and not marker.kwargs.get("transaction"))
+    if uses_db and "transactional_db" not in request.fixturenames and "live_server" not in request.fixturenames:
+        request.getfixturevalue("db")  # so the check below runs before the test's rollback
+    else:
+        uses_db = False
+    yield
+    if uses_db:
+        from django.db.models import BooleanField, ExpressionWrapper
+
+        from clinic_auth.twofactor import devices
+
+        enrolled = ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
+        stale = list(User.objects.annotate(now=enrolled).exclude(twofa_enrolled=F("now")).values_list("username", flat=True))
+        assert not stale, f"User.twofa_enrolled is stale for {stale}"
 
 
 @pytest.fixture

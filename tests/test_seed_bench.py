@@ -25,6 +25,7 @@ def test_seeds_clinics_with_half_enrolled_users_and_one_admin_each():
             f"bench-c{clinic.name[-3:]}-admin"
         ]
         assert sum(devices.is_enrolled(m) for m in members) == 5
+        assert all(m.twofa_enrolled == devices.is_enrolled(m) for m in members)  # the Users list's flag
 
 
 def test_seeded_accounts_log_in_with_the_password_and_a_code(client):

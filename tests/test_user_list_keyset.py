@@ -25,7 +25,9 @@ def members(clinic, clinic_admin):
     )
     members = User.objects.filter(clinic=clinic)
     enrolled = [services.totp_setup_begin(user=member) for member in members.order_by("pk")[::3]]
-    type(enrolled[0]).objects.filter(pk__in=[d.pk for d in enrolled]).update(confirmed=True)
+    for device in enrolled:  # saved, not a queryset update(), so User.twofa_enrolled follows
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
     return members
 
 
@@ -61,7 +63,7 @@ def test_a_deep_page_costs_the_same_two_queries_as_the_first(clinic, members):
             page = selectors.user_page(clinic=clinic, sort="name", page=number, per_page=7)
             list(page.object_list)
         counts.append(len(captured))
-        assert page.object_list and all(u.has_2fa is not None for u in page.object_list)
+        assert page.object_list and all(u.twofa_enrolled is not None for u in page.object_list)
     assert counts == [2] * len(counts)
 
 
@@ -94,6 +96,27 @@ def test_the_2fa_status_filter_pages_by_key_too(clinic, members, twofa):
     for number in first.paginator.page_range:
         page = selectors.user_page(clinic=clinic, sort="name", twofa=twofa, page=number, per_page=per_page)
         rows = list(page.object_list)
-        assert all(u.has_2fa == (twofa == "enabled") for u in rows)
+        assert all(u.twofa_enrolled == (twofa == "enabled") for u in rows)
         expected = selectors.user_list(clinic=clinic, sort="name", twofa=twofa)[(number - 1) * per_page : number * per_page]
         assert [u.pk for u in rows] == [u.pk for u in expected], number
+
+
+@pytest.mark.parametrize("sort", ["2fa", "-2fa"])
+@pytest.mark.parametrize("per_page", [7, 50])
+def test_the_2fa_sorts_page_by_key_across_the_change_of_status(clinic, members, sort, per_page):
+    # Enrolled first (-2fa) or last (2fa), names A to Z within each: one page holds both statuses,
+    # and walking every page gives every member once, in OFFSET's order, at two queries a page.
+    expected = [u.pk for u in selectors.user_list(clinic=clinic, sort=sort)]
+    seen, mixed_pages, counts = [], 0, set()
+    number, more = 1, True
+    while more:
+        with CaptureQueriesContext(connection) as captured:
+            page = selectors.user_page(clinic=clinic, sort=sort, page=number, per_page=per_page)
+            rows = list(page.object_list)
+        counts.add(len(captured))
+        mixed_pages += len({u.twofa_enrolled for u in rows}) == 2
+        seen += [u.pk for u in rows]
+        number, more = number + 1, page.has_next()
+    assert seen == expected and len(set(seen)) == len(expected) == members.count()
+    assert mixed_pages == 1 and counts == {2}
+    assert [u.twofa_enrolled for u in User.objects.filter(pk__in=seen[:1])] == [sort == "-2fa"]

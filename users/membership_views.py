@@ -9,15 +9,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
-from django.db import IntegrityError
 from django.contrib.auth.views import (
     INTERNAL_RESET_SESSION_TOKEN,
     PasswordResetConfirmView,
     PasswordResetDoneView,
     PasswordResetView,
 )
+from django.db import IntegrityError
 from django.shortcuts import redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -30,7 +30,6 @@ from clinic_auth.twofactor.events import client_ip
 
 from . import membership
 from .forms import ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPasswordForm
-from .models import User
 from .views import ClinicAdminRequiredMixin
 
 

@@ -29,12 +29,30 @@ class User(AbstractUser):
     twofa_stamp = models.PositiveIntegerField(default=0, editable=False)
     # Rotating it ends every session of the user (see get_session_auth_hash).
     session_nonce = models.CharField(max_length=32, default=new_session_nonce, editable=False)
+    # Always devices.is_enrolled(user), kept by users.receivers on every change of a primary
+    # authenticator, so the Users list can count, filter and sort by it along an index.
+    twofa_enrolled = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["last_name", "first_name", "username"]
         indexes = [
-            models.Index(fields=["clinic", "last_name", "first_name"], name="user_clinic_name_idx"),
+            # The name sorts, in full: with username in the index a deep page's key is found by
+            # walking the index, not by sorting the clinic.
+            models.Index(fields=["clinic", "last_name", "first_name", "username"], name="user_clinic_fullname_idx"),
+            # The 2FA-status filter and both 2FA sorts: one clinic, one status, in name order.
+            models.Index(
+                fields=["clinic", "twofa_enrolled", "last_name", "first_name", "username"], name="user_clinic_2fa_name_idx"
+            ),
         ]
+
+    def save(self, *args, **kwargs):
+        # Only the receivers write twofa_enrolled (by UPDATE). A full save of an instance read
+        # before a device changed would otherwise put the old value back.
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = [
+                field.name for field in self._meta.concrete_fields if not field.primary_key and field.name != "twofa_enrolled"
+            ]
+        super().save(*args, **kwargs)
 
     def rotate_session_nonce(self) -> None:
         """Ends every session of this user once saved (see get_session_auth_hash)."""

@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
+from functools import cached_property
 
 import ua_parser
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.models import Session
-from django.core.paginator import Paginator
-from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
+from django.core.paginator import Page, Paginator
+from django.db.models import BooleanField, Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -24,8 +25,8 @@ from .models import Invitation, User, UserSession
 SORTS = {
     "name": ("last_name", "first_name", "username"),
     "-name": ("-last_name", "-first_name", "-username"),
-    "2fa": ("has_2fa", "last_name", "first_name", "username"),
-    "-2fa": ("-has_2fa", "last_name", "first_name", "username"),
+    "2fa": ("twofa_enrolled", "last_name", "first_name", "username"),
+    "-2fa": ("-twofa_enrolled", "last_name", "first_name", "username"),
 }
 
 
@@ -43,8 +44,7 @@ def matching_users(*, clinic: Clinic, query: str = "", status: str = "", twofa: 
     if status in STATUSES:
         users = users.filter(**STATUSES[status])
     if twofa in TWOFA_FILTERS:
-        enrolled = devices.enrolled_q()
-        users = users.filter(enrolled if TWOFA_FILTERS[twofa] else ~enrolled)
+        users = users.filter(twofa_enrolled=TWOFA_FILTERS[twofa])
     # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
         users = users.filter(
@@ -57,9 +57,7 @@ def matching_users(*, clinic: Clinic, query: str = "", status: str = "", twofa: 
 
 
 def user_list(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "") -> QuerySet[User]:
-    users = devices.with_methods(matching_users(clinic=clinic, query=query, status=status, twofa=twofa)).annotate(
-        has_2fa=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
-    )
+    users = devices.with_methods(matching_users(clinic=clinic, query=query, status=status, twofa=twofa))
     return users.order_by(*SORTS.get(sort, SORTS["name"]))
 
 
@@ -68,17 +66,44 @@ class KeysetPaginator(Paginator):
 
     With OFFSET, page 200 makes the database sort the whole clinic and work out the 2FA columns of
     the 9,950 rows before it. Here the page query starts at the first row's sort key
-    (last name, first name, username: unique, so a total order) and reads 50 rows along the
-    (clinic, last name, first name) index; the 2FA columns are computed for those 50 only. The
-    key itself comes from a subquery of the same statement that reads just the key columns,
-    from whichever end of the list is nearer, so the query count is the same on every page.
-    Sorts by 2FA status have no index to walk and keep OFFSET.
+    (last name, first name, username: unique, so a total order) and reads 50 rows along an
+    index; the 2FA columns are computed for those 50 only. The key itself comes from a subquery
+    of the same statement that reads just the key columns, from whichever end of the list is
+    nearer, so the query count is the same on every page.
+
+    A row-value comparison only walks columns that all go one way, and the 2FA sorts put
+    twofa_enrolled in one direction and the names in the other ("-2fa": enrolled first, then
+    A to Z). So the list is seen as runs ("groups"): for the 2FA sorts, one per 2FA status in
+    the order shown, each in name order along (clinic, twofa_enrolled, last name, ...); for
+    the name sorts, one run of everyone. The count query counts each run, so every page knows
+    which runs it covers and where in each it starts and ends; the one page that spans two runs
+    is the last rows of the first plus the first rows of the second.
     """
 
-    def __init__(self, object_list, per_page, *, keys: QuerySet, sort: str, **kwargs):
+    def __init__(self, object_list, per_page, *, keys: QuerySet, sort: str, whole_clinic: bool = False, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self.keys = keys
         self.sort = sort
+        self.whole_clinic = whole_clinic  # nothing filters the list: status_counts are the clinic's
+
+    @cached_property
+    def status_counts(self) -> dict[str, int]:
+        """The rows of the list, and how many of them are enrolled (the page's one count query)."""
+        return _status_counts(self.keys)
+
+    @cached_property
+    def groups(self) -> list[tuple[Q, int]]:
+        """(filter, number of rows) of each run, in the order shown."""
+        counts = self.status_counts
+        if SORTS[self.sort][0].lstrip("-") != "twofa_enrolled":
+            return [(Q(), counts["total"])]
+        sizes = {True: counts["enrolled"], False: counts["total"] - counts["enrolled"]}
+        first = self.sort.startswith("-")
+        return [(Q(twofa_enrolled=status), sizes[status]) for status in (first, not first)]
+
+    @cached_property
+    def count(self) -> int:
+        return sum(size for _, size in self.groups)
 
     def page(self, number):
         number = self.validate_number(number)
@@ -86,25 +111,54 @@ class KeysetPaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        if bottom == 0 or self.sort not in KEYSET_SORTS:
+        within = [name for name in SORTS[self.sort] if name.lstrip("-") != "twofa_enrolled"]
+        runs, start = [], 0  # (filter, size, first row on the page, last row on the page) of each run it shows
+        for group, size in self.groups:
+            first, last = max(bottom - start, 0), min(top - start, size) - 1
+            if first <= last:
+                runs.append((group, size, first, last))
+            start += size
+        if not runs:
             return self._get_page(self.object_list[bottom:top], number, self)
-        order = SORTS[self.sort]
+        if len(runs) == 1:
+            group, size, first, _ = runs[0]
+            rows = self.object_list.filter(group)
+            if first > 0:
+                rows = rows.filter(self._from_row(group, size, within, first))
+            # Within one run twofa_enrolled is fixed: order as the index does, so the database walks it.
+            return self._get_page(rows.order_by(*within)[: top - bottom], number, self)
+        # The page spans two runs: the last rows of the first and the first rows of the second, each
+        # read from its own end of the index with a LIMIT. (One WHERE with an OR of two ranges is
+        # planned as a scan of the whole clinic: the planner cannot tell either range is short.)
+        (first_run, first_size, first, _), (second_run, _, _, last) = runs
+        ends = [
+            self.keys.filter(first_run).order_by(*_reversed(within)).values("pk")[: first_size - first],
+            self.keys.filter(second_run).order_by(*within).values("pk")[: last + 1],
+        ]
+        compiled = [end.query.sql_with_params() for end in ends]
+        union = " UNION ALL ".join(f"SELECT * FROM ({sql}) AS run_{n}" for n, (sql, _) in enumerate(compiled))
+        pk = f'"{User._meta.db_table}"."{User._meta.pk.column}"'
+        on_page = RawSQL(f"{pk} IN ({union})", tuple(p for _, params in compiled for p in params), output_field=BooleanField())
+        return self._get_page(self.object_list.filter(Q(on_page))[: top - bottom], number, self)
+
+    def _from_row(self, group: Q, size: int, order: list[str], position: int) -> Q:
+        """The run's rows from its row at `position` on, by a row-value comparison with that row's key."""
         fields = [name.lstrip("-") for name in order]
-        if bottom <= self.count // 2:
-            seek = self.keys.order_by(*order).values_list(*fields)[bottom : bottom + 1]
+        keys = self.keys.filter(group)
+        if position <= size // 2:
+            seek = keys.order_by(*order).values_list(*fields)[position : position + 1]
         else:  # nearer the end: walk the index backwards
-            reverse = [name[1:] if name.startswith("-") else f"-{name}" for name in order]
-            from_end = self.count - 1 - bottom
-            seek = self.keys.order_by(*reverse).values_list(*fields)[from_end : from_end + 1]
+            from_end = size - 1 - position
+            seek = keys.order_by(*_reversed(order)).values_list(*fields)[from_end : from_end + 1]
         sql, params = seek.query.sql_with_params()
         table = User._meta.db_table
         columns = ", ".join(f'"{table}"."{User._meta.get_field(name).column}"' for name in fields)
         comparison = "<=" if order[0].startswith("-") else ">="
-        starts_here = RawSQL(f"({columns}) {comparison} ({sql})", params, output_field=BooleanField())
-        return self._get_page(self.object_list.filter(starts_here)[: top - bottom], number, self)
+        return Q(RawSQL(f"({columns}) {comparison} ({sql})", params, output_field=BooleanField()))
 
 
-KEYSET_SORTS = ("name", "-name")
+def _reversed(order: list[str]) -> list[str]:
+    return [name[1:] if name.startswith("-") else f"-{name}" for name in order]
 
 
 def user_page(*, clinic: Clinic, query: str = "", sort: str = "name", status: str = "", twofa: str = "", page, per_page: int):
@@ -112,16 +166,25 @@ def user_page(*, clinic: Clinic, query: str = "", sort: str = "name", status: st
     sort = sort if sort in SORTS else "name"
     users = user_list(clinic=clinic, query=query, sort=sort, status=status, twofa=twofa)
     keys = matching_users(clinic=clinic, query=query, status=status, twofa=twofa)
-    paginator = KeysetPaginator(users, per_page, keys=keys, sort=sort)
+    whole_clinic = not query.split() and status not in STATUSES and twofa not in TWOFA_FILTERS
+    paginator = KeysetPaginator(users, per_page, keys=keys, sort=sort, whole_clinic=whole_clinic)
     return paginator.get_page(page)
 
 
-def enrolment_counts(clinic: Clinic) -> dict[str, int]:
-    counts = clinic_users(clinic).aggregate(
-        total=Count("pk"),
-        enrolled=Count("pk", filter=devices.enrolled_q()),
-    )
-    return counts
+def enrolment_counts(clinic: Clinic, *, page: Page | None = None) -> dict[str, int]:
+    """Members and enrolled members, from the clinic's own rows of the (clinic, twofa_enrolled, ...) index.
+
+    A page of the unfiltered Users list has counted exactly these already (no second query).
+    """
+    if page is not None and getattr(page.paginator, "whole_clinic", False):
+        return page.paginator.status_counts
+    return _status_counts(clinic_users(clinic))
+
+
+def _status_counts(users: QuerySet[User]) -> dict[str, int]:
+    # COUNT(*) and a count of an indexed column, not COUNT(id): then PostgreSQL can answer from
+    # the (clinic, twofa_enrolled, ...) index alone instead of reading every member's row.
+    return users.aggregate(total=Count("*"), enrolled=Count("twofa_enrolled", filter=Q(twofa_enrolled=True)))
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from django.contrib.sessions.models import Session
 from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
-from clinic_auth.twofactor import events, texts
+from clinic_auth.twofactor import devices, events, texts
 from clinic_auth.twofactor.models import AuditEvent
 
 from . import login_throttle
@@ -17,6 +19,23 @@ from .models import User, UserSession
 
 class SessionNotFound(Exception):
     """No such signed-in browser of this user (or it has ended already)."""
+
+
+def twofa_enrolled_refresh(*, user_ids: Iterable[int]) -> None:
+    """Set User.twofa_enrolled from the authenticators the users have now.
+
+    The user rows are locked first and the flag is worked out by the next statement, so it
+    sees every change committed before the lock was granted: two transactions that add
+    and remove the same user's authenticators at once cannot leave a stale flag.
+    """
+    ids = sorted({pk for pk in user_ids if pk is not None})
+    if not ids:
+        return
+    with transaction.atomic():
+        list(User.objects.select_for_update().filter(pk__in=ids).values_list("pk"))
+        User.objects.filter(pk__in=ids).update(
+            twofa_enrolled=ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
+        )
 
 
 def user_session_start(*, user: User, session_key: str, ip_address: str | None, user_agent: str) -> UserSession:

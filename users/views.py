@@ -23,8 +23,8 @@ from clinic_auth.twofactor.models import AuditEvent
 from . import selectors
 from . import services as user_services
 from .forms import KeyNameForm, LoginForm, ReauthPasswordForm, UserSearchForm
-from .models import User, UserSession
 from .member_page import membership_context
+from .models import User, UserSession
 
 USERS_PER_PAGE = 50
 
@@ -328,7 +328,7 @@ class UserListView(ClinicAdminRequiredMixin, View):
             "status": status,
             "twofa": twofa,
             # While searching, the page counts the matches instead (the paginator's own count).
-            "counts": None if query else selectors.enrolment_counts(clinic),
+            "counts": None if query else selectors.enrolment_counts(clinic, page=page),
             "mandatory": clinic.mandatory_2fa,
             "reminders_next_at": services.reminders_next_allowed(clinic=clinic),
         }

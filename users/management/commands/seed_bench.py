@@ -143,6 +143,8 @@ class Command(BaseCommand):
             email=f"{username}@bench.example",
             clinic=clinic,
             role=User.Role.CLINIC_ADMIN if n == 0 else User.Role.STAFF,
+            # Set here: the devices go in by bulk_create or COPY, which send no signals.
+            twofa_enrolled=is_enrolled_index(n),
         )
 
     @transaction.atomic
@@ -211,6 +213,7 @@ def copy_clinics(todo, staff: int, password_hash: str) -> tuple[int, int]:
                     row.update(
                         username=user.username, first_name=user.first_name, last_name=user.last_name,
                         email=user.email, clinic_id=clinic.pk, role=user.role, session_nonce=secrets.token_hex(16),
+                        twofa_enrolled=user.twofa_enrolled,
                     )
                     copy.write_row([next_user, *(row[c] for c in template_user)])
                     if is_enrolled_index(n):
