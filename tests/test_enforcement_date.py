@@ -178,7 +178,7 @@ def test_banner_costs_no_query_for_an_enrolled_member_and_gate_none_for_verified
         client.get(HOME)
     # The policy's own question (the clinic's flag, date and zone) is never asked: the gate and banner are cached.
     assert not [q for q in with_gate if POLICY_QUERY in q["sql"]]
-    assert len(with_gate) == 3, [q["sql"] for q in with_gate]  # session, user with their clinic, home's "enrolled?"
+    assert len(with_gate) == 2, [q["sql"] for q in with_gate]  # the session, and the user with their clinic
 
 
 @pytest.mark.django_db
