@@ -249,6 +249,15 @@ def load_accounts(args):
     )
     # Benchmark only: forget used time steps and failures from earlier runs on this database.
     devices.update(last_t=-1, throttling_failure_count=0, throttling_failure_timestamp=None)
+    # ... and their signed-in browsers: the "before" run's sessions would otherwise still be live
+    # in the "after" run, and My Profile (which lists them) would cost more there than here.
+    from django.contrib.sessions.models import Session
+
+    from users.models import UserSession
+
+    earlier = UserSession.objects.filter(user__username__in=wanted + admins + specials)
+    Session.objects.filter(session_key__in=earlier.values("session_key")).delete()
+    earlier.delete()
     by_name = {device.username: device for device in devices}
     pool = [(name, by_name[name]) for name in wanted if name in by_name]
     random.Random(7).shuffle(pool)
