@@ -182,7 +182,7 @@ class InvitationAcceptView(View):
         if member is None:  # used or revoked while the form was open
             return render(request, "users/invitation_invalid.html")
         # The normal rules from here: under Mandatory 2FA the gate sends them to set-up.
-        login(request, member, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, member, backend=settings.AUTHENTICATION_BACKENDS[0])
         twofactor_session.start_login(request)
         messages.success(request, _("Your password is set. Welcome to %(clinic)s.") % {"clinic": member.clinic.name})
         return redirect("home")
