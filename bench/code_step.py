@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--hasher-iterations", type=int, default=5, help="Checks per hasher in the Argon2/PBKDF2 comparison.")
     args = parser.parse_args()
 
     inprocess.setup_django()
@@ -124,7 +125,7 @@ def main() -> None:
             "code_step_share_of_login": common.ratio(code_ms, code_ms + password_ms),
             "password_hasher": settings.PASSWORD_HASHERS[0],
             "hasher_algorithm": hasher.algorithm,
-            "hashers": hasher_times(common.PASSWORD, iterations=5),
+            "hashers": hasher_times(common.PASSWORD, iterations=args.hasher_iterations),
         },
     )
 

@@ -109,7 +109,7 @@ def main() -> None:
             }
         queries = {name: future.result() for name, future in counting.items()}
 
-        for url in urls.values():  # warm up every worker
+        for url in urls.values() if args.warmup_seconds > 0 else ():  # warm up every worker (0: none)
             run_wrk(url + PAGE, cookie, seconds=args.warmup_seconds, connections=args.connections)
         rounds = []
         names = list(VARIANTS)

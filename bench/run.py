@@ -60,10 +60,11 @@ def main(argv=None) -> int:
     sqlite_file.unlink(missing_ok=True)
     common.recreate_pg_database()
     pg = {"DATABASE_URL": common.PG_URL}
-    # --smoke only: fewer timed logins, a shorter wrk warm-up, sessions that all start within a second.
-    small = {"code_step": [], "wrk": [], "mixed_load": []}
+    # --smoke only: fewer timed logins, no wrk warm-up, the peers timed at once, sessions that all start within a second.
+    small = {"code_step": [], "wrk": [], "mixed_load": [], "peers": []}
     if args.smoke:
-        small = {"code_step": ["--iterations", "3"], "wrk": ["--warmup-seconds", "1"],
+        small = {"code_step": ["--iterations", "3", "--hasher-iterations", "1"], "wrk": ["--warmup-seconds", "0"],
+                 "peers": ["--side-by-side"],
                  "mixed_load": ["--stagger", "1", "--baseline-repeats", "3", "--staff-sessions", "5", "--admin-sessions", "2"]}
     sqlite_pages = ["bench.admin_pages", "--per-clinic", str(args.per_clinic), "--iterations", str(args.iterations)]
     sqlite_env = {"DATABASE_URL": common.SQLITE_URL}
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         step("6. peers: ClinicAuth, django-two-factor-auth, django-allauth mfa, bare Django")
         results["peers"] = common.run_step(
             "bench.peers_part", "--logins", str(args.logins), "--rounds", str(args.rounds),
-            "--seconds", str(args.round_seconds), *small["wrk"], env=pg,
+            "--seconds", str(args.round_seconds), *small["wrk"], *small["peers"], env=pg,
         )
         step("4. mixed load, before: 4 sync workers")
         results["mixed_load_before"] = common.run_step(
