@@ -39,8 +39,8 @@ def parse_args(argv=None):
                         help="JSON results; the table goes beside it (.md), and the plans of part 3 into its folder.")
     args = parser.parse_args(argv)
     if args.quick:
-        args.per_clinic, args.load_seconds, args.rounds, args.round_seconds, args.iterations = 1_000, 8, 2, 2, 10
-        args.audit_rows, args.logins = 10_000, 15
+        args.per_clinic, args.load_seconds, args.rounds, args.round_seconds, args.iterations = 1_000, 6, 2, 1, 10
+        args.audit_rows, args.logins = 10_000, 10
     if args.smoke:  # tests/test_bench_smoke.py: every part, tiny, well under 60 s
         args.per_clinic, args.load_seconds, args.rounds, args.round_seconds, args.iterations = 60, 3, 1, 1, 2
         args.pg_scales, args.logins, args.audit_rows = "1,2", 3, 500
@@ -60,8 +60,12 @@ def main(argv=None) -> int:
     sqlite_file.unlink(missing_ok=True)
     common.recreate_pg_database()
     pg = {"DATABASE_URL": common.PG_URL}
-    # --smoke only: fewer timed logins, no wrk warm-up, the peers timed at once, sessions that all start within a second.
+    # --quick: fewer timed logins, 1 s wrk runs and warm-up, sessions that start within 3 s of a 6 s load.
+    # --smoke: fewer still, no wrk warm-up, the peers timed at once, sessions that all start within a second.
     small = {"code_step": [], "wrk": [], "mixed_load": [], "peers": []}
+    if args.quick:
+        small = {"code_step": ["--iterations", "10", "--hasher-iterations", "2"], "wrk": ["--warmup-seconds", "1"],
+                 "peers": [], "mixed_load": ["--stagger", "3", "--baseline-repeats", "5"]}
     if args.smoke:
         small = {"code_step": ["--iterations", "3", "--hasher-iterations", "1"], "wrk": ["--warmup-seconds", "0"],
                  "peers": ["--side-by-side"],
