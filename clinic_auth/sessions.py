@@ -49,12 +49,11 @@ class SessionStore(DatabaseSessionStore):
         if not updated:
             if self.renamed_from is None:  # the row was deleted meanwhile (signed out elsewhere): as Django does
                 raise UpdateError
-            # Rotated after the row was deleted (e.g. clearsessions): a new row, as Django's cycle_key makes.
+            # Rotated after the row was deleted (e.g. clearsessions): a new row with the data, as
+            # Django's cycle_key makes.
             self.renamed_from = None
-            data = self._session
             self.create()
-            self._session_cache = data
-            return super().save()
+            return
         if self.renamed_from is not None:
             from users.models import UserSession
 

@@ -155,7 +155,33 @@ class RecoveryCodeHasher(PBKDF2PasswordHasher):
     iterations = 30_000
 
 
-class RecoveryCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
+class OneTimeCodeMixin(LockoutThrottlingMixin):
+    """A code stored only as a hash that works once: the throttle and bookkeeping around use_code."""
+
+    class Meta:
+        abstract = True
+
+    def get_throttle_factor(self) -> int:
+        return settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR
+
+    def use_code(self, token: str) -> bool:
+        """Check the token and mark what it matched as used; False when it matched nothing usable."""
+        raise NotImplementedError
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        if not self.use_code(str(token)):
+            self.throttle_increment(commit=True)
+            return False
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+
+class RecoveryCodeDevice(TimestampMixin, OneTimeCodeMixin, Device):
     """Single-use recovery codes, stored only as hashes.
 
     django-otp's StaticDevice keeps tokens in plain text; this keeps one
@@ -165,33 +191,23 @@ class RecoveryCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
     class Meta(Device.Meta):
         verbose_name = "recovery code set"
 
-    def get_throttle_factor(self) -> int:
-        return settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR
-
-    def verify_token(self, token) -> bool:
-        allowed, _ = self.verify_is_allowed()
-        if not allowed:
-            return False
+    def use_code(self, token: str) -> bool:
         hasher = RecoveryCodeHasher()
         match = None
         # Check every unused code so the time taken does not reveal which matched.
         for code in self.codes.all():
-            if hasher.verify(str(token), code.code_hash) and match is None:
+            if hasher.verify(token, code.code_hash) and match is None:
                 match = code
         if match is None:
-            self.throttle_increment(commit=True)
             return False
         match.delete()
-        self.throttle_reset(commit=False)
-        self.set_last_used_timestamp(commit=False)
-        self.save()
         return True
 
     def remaining(self) -> int:
         return self.codes.count()
 
 
-class AdminIssuedCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
+class AdminIssuedCodeDevice(TimestampMixin, OneTimeCodeMixin, Device):
     """A one-time sign-in code a clinic admin issued for a member who lost their phone.
 
     At most one per user (issuing replaces it); 8 digits, stored only as a hash,
@@ -209,22 +225,12 @@ class AdminIssuedCodeDevice(TimestampMixin, LockoutThrottlingMixin, Device):
     class Meta(Device.Meta):
         verbose_name = "admin-issued sign-in code"
 
-    def get_throttle_factor(self) -> int:
-        return settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR
-
-    def verify_token(self, token) -> bool:
-        allowed, _ = self.verify_is_allowed()
-        if not allowed:
-            return False
+    def use_code(self, token: str) -> bool:
         # The hash is checked even for a used or expired code, so timing tells nothing.
-        matches = RecoveryCodeHasher().verify(str(token), self.code_hash)
+        matches = RecoveryCodeHasher().verify(token, self.code_hash)
         if not (matches and self.used_at is None and timezone.now() < self.expires_at):
-            self.throttle_increment(commit=True)
             return False
         self.used_at = timezone.now()
-        self.throttle_reset(commit=False)
-        self.set_last_used_timestamp(commit=False)
-        self.save()
         return True
 
 
