@@ -8,7 +8,6 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from clinic_auth.twofactor.models import AuditEvent
 from tests.conftest import PASSWORD

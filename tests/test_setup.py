@@ -11,8 +11,7 @@ import zxingcpp
 from django.urls import reverse
 from PIL import Image
 
-from clinic_auth.twofactor import devices
-from clinic_auth.twofactor import services
+from clinic_auth.twofactor import devices, services
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.forms import ChallengeForm
 from clinic_auth.twofactor.models import AuditEvent

@@ -23,7 +23,6 @@ from .events import client_ip
 from .forms import ChallengeForm, TOTPCodeForm
 from .policy import Gate
 
-
 QR_TARGET_PIXELS = 264  # about the size a phone camera reads well from a screen
 QR_QUIET_ZONE = 4  # modules of white border the QR standard asks for
 

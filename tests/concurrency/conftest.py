@@ -16,12 +16,12 @@ import pytest
 
 from tests.concurrency.harness import (
     CSRF_RE,
+    ENROLLED,
     GUNICORN,
     MANUAL_KEY_RE,
     POSTGRES_SERVER,
     PROJECT_ROOT,
     RECOVERY_CODE_RE,
-    ENROLLED,
     USERNAMES,
     WORKERS,
     Deployment,

@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import expect
 
 from .pages import (
-    continue_after_codes,
     check_page,
+    continue_after_codes,
     enable_2fa_from_profile,
     enter_setup_code,
     expect_2fa_active,

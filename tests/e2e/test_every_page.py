@@ -9,11 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 from .pages import (
-    continue_after_codes,
     check_page,
-    gap_between,
+    continue_after_codes,
     enter_setup_code,
     expect_2fa_active,
+    gap_between,
     heading,
     log_in,
     log_out,

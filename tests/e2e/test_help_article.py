@@ -9,10 +9,10 @@ import pytest
 from playwright.sync_api import expect
 
 from .pages import (
-    continue_after_codes,
     OATHTOOL,
     check_otpauth_uri,
     check_page,
+    continue_after_codes,
     decode_qr,
     enable_2fa_from_profile,
     enter_setup_code,

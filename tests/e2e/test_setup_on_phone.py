@@ -11,9 +11,9 @@ from playwright.sync_api import expect
 
 from .pages import (
     SAVED_CODES_QUESTION,
-    continue_after_codes,
     check_otpauth_uri,
     check_page,
+    continue_after_codes,
     enter_setup_code,
     expect_2fa_active,
     heading,
