@@ -3,8 +3,8 @@
 Run with DATABASE_URL pointing at an empty database (SQLite or PostgreSQL):
 migrates, seeds one clinic of 10,000 users, measures, grows to the next number
 of clinics in --scales (10: 100,000 users; 100: 1,000,000), measures again. On
-PostgreSQL the search is measured with and without the trigram indexes of
-users/migrations (search_trigram_indexes) up to 100,000 users, and the plans of
+PostgreSQL the search is measured with and without the trigram index of
+users/migrations (0007_user_search_text) up to 100,000 users, and the plans of
 the two slowest pages at the largest scale are written to bench/results/plan-*.txt.
 """
 
@@ -21,7 +21,7 @@ ADMIN = "bench-c001-admin"
 
 
 def trigram_migration():
-    return importlib.import_module("users.migrations.0003_search_trigram_indexes")
+    return importlib.import_module("users.migrations.0007_user_search_text")
 
 
 def measure_pages(client, *, per_clinic: int, iterations: int) -> dict:
@@ -62,7 +62,7 @@ def search_queries_ms(clinic, term: str, *, iterations: int) -> float:
 
 
 def measure_search_indexes(client, *, iterations: int) -> dict:
-    """Search with the trigram indexes, then without (dropped), then put them back."""
+    """Search with the trigram index, then without (dropped), then put it back."""
     from django.db import connection
 
     from clinics.models import Clinic
@@ -160,7 +160,7 @@ def main() -> None:
             "seed_seconds": round(seconds, 1),
             "pages": measure_pages(client, per_clinic=args.per_clinic, iterations=args.iterations),
         }
-        # Rebuilding the trigram indexes at a million users would take a minute: up to 100,000 only.
+        # Rebuilding the trigram index at a million users takes ~10 s: up to 100,000 only.
         if vendor == "postgresql" and clinics * args.per_clinic <= 100_000:
             scale["search_indexes"] = measure_search_indexes(client, iterations=args.iterations)
         if vendor == "postgresql" and clinics == scales[-1]:

@@ -168,6 +168,7 @@ def test_counts_show_how_many_users_of_this_clinic_have_2fa(
         ("@Example.ORG", ["Said, Omar"]),  # email
         ("  marta   LOP ", ["Lopez, Marta"]),  # full name: every word matches some field
         ("marta doe", []),
+        ("martalopez", []),  # one word never spans two fields
         ("nobody-like-this", []),
     ],
 )
@@ -183,6 +184,16 @@ def test_search_filters_by_name_username_or_email(admin_client, user_factory, cl
         assert names_in(response) == expected
     else:
         assert "No users match" in text_of(page(response))
+
+
+def test_search_finds_a_renamed_user_by_the_new_name_only(admin_client, user_factory):
+    member = user_factory(first_name="Marta", last_name="Lopez", username="mlopez", email="ml@example.com")
+    member.username, member.last_name = "mokafor", "Okafor"
+    member.email = "marta.okafor@example.com"
+    member.save()
+
+    assert names_in(admin_client.get(reverse("user_list"), {"q": "okafor"})) == ["Okafor, Marta"]
+    assert "No users match" in text_of(page(admin_client.get(reverse("user_list"), {"q": "lopez"})))
 
 
 def test_list_is_paginated_by_50(admin_client, clinic):

@@ -3,6 +3,8 @@ import secrets
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Concat
 from django.utils.crypto import salted_hmac
 
 
@@ -32,6 +34,14 @@ class User(AbstractUser):
     # Always devices.is_enrolled(user), kept by users.receivers on every change of a primary
     # authenticator, so the Users list can count, filter and sort by it along an index.
     twofa_enrolled = models.BooleanField(default=False, editable=False)
+    # What the Users search looks in, as one column so one trigram index serves it
+    # (users/migrations/0007_user_search_text). Space-separated: a search word has no
+    # spaces, so it never matches across two fields.
+    search_text = models.GeneratedField(
+        expression=Concat("username", Value(" "), "first_name", Value(" "), "last_name", Value(" "), "email", output_field=models.TextField()),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["last_name", "first_name", "username"]
@@ -50,7 +60,9 @@ class User(AbstractUser):
         # before a device changed would otherwise put the old value back.
         if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
             kwargs["update_fields"] = [
-                field.name for field in self._meta.concrete_fields if not field.primary_key and field.name != "twofa_enrolled"
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and not field.generated and field.name != "twofa_enrolled"
             ]
         super().save(*args, **kwargs)
 

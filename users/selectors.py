@@ -45,14 +45,10 @@ def matching_users(*, clinic: Clinic, query: str = "", status: str = "", twofa: 
         users = users.filter(**STATUSES[status])
     if twofa in TWOFA_FILTERS:
         users = users.filter(twofa_enrolled=TWOFA_FILTERS[twofa])
-    # Every word must match some field, so "joy nurse" finds Joy Nurse by her full name.
+    # Every word must match some field (username, names, email: User.search_text), so
+    # "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
-        users = users.filter(
-            Q(username__icontains=term)
-            | Q(first_name__icontains=term)
-            | Q(last_name__icontains=term)
-            | Q(email__icontains=term)
-        )
+        users = users.filter(search_text__icontains=term)
     return users
 
 

@@ -158,11 +158,12 @@ class Command(BaseCommand):
 
 
 def _column_values(instance) -> dict[str, object]:
-    """Every concrete column of an unsaved instance, as the database stores it (defaults applied)."""
+    """Every column of an unsaved instance that an INSERT writes, as the database stores it
+    (defaults applied; generated columns such as User.search_text are the database's)."""
     return {
         field.column: field.get_db_prep_save(getattr(instance, field.attname), connection)
         for field in instance._meta.concrete_fields
-        if not field.primary_key
+        if not field.primary_key and not field.generated
     }
 
 
