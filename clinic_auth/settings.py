@@ -121,8 +121,9 @@ PASSWORD_HASHERS = [
     "clinic_auth.hashers.LowPriorityArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-PASSWORD_HASH_THREADS = int(os.environ.get("PASSWORD_HASH_THREADS", "0"))  # 0: one per core
+PASSWORD_HASH_THREADS = int(os.environ.get("PASSWORD_HASH_THREADS", "1"))  # checks at once per process; 0: one per core
 PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
+PASSWORD_HASH_SCHED_IDLE = os.environ.get("PASSWORD_HASH_SCHED_IDLE", "1") == "1"  # Linux: checks run when the CPU is free
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
