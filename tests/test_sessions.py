@@ -89,6 +89,23 @@ def test_the_rename_carries_the_browser_list_entry_only_when_the_row_was_renamed
 
 
 @pytest.mark.django_db
+def test_load_reads_a_live_row_and_nothing_from_an_expired_or_unknown_key():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    session = SessionStore()
+    session["clinic"] = "Demo Clinic"
+    session.save()
+    assert SessionStore(session_key=session.session_key).load() == {"clinic": "Demo Clinic"}
+    unknown = SessionStore(session_key="x" * 32)
+    assert unknown.load() == {} and unknown.session_key is None
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    expired = SessionStore(session_key=session.session_key)
+    assert expired.load() == {} and expired.session_key is None
+
+
+@pytest.mark.django_db
 def test_a_flush_after_a_rotation_deletes_the_row():
     session = SessionStore()
     session["clinic"] = "Demo Clinic"
@@ -132,7 +149,7 @@ def test_the_code_step_costs_six_statements(client, staff, enrol, login):
     ]
     rename = ["WITH renamed"] if connection.vendor == "postgresql" else ['UPDATE "django_session"', 'UPDATE "users_usersession"']
     assert statements == [
-        'SELECT "django_session"."session_key",',
+        'SELECT "session_data"',
         'SELECT "users_user"."id",',
         'SELECT "twofactor_encryptedtotpdevice"."id",',
         'UPDATE "twofactor_encryptedtotpdevice"',
