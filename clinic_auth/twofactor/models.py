@@ -29,6 +29,20 @@ class LockoutThrottlingMixin(ThrottlingMixin):
     class Meta:
         abstract = True
 
+    # What a check writes: only these columns, not the whole row (the key, name and the rest stay as they are).
+    THROTTLE_FIELDS = ["throttling_failure_count", "throttling_failure_timestamp"]
+
+    def record_failure(self) -> None:
+        """One more wrong code (the row is locked by the caller)."""
+        self.throttle_increment(commit=False)
+        self.save(update_fields=self.THROTTLE_FIELDS)
+
+    def record_success(self, *changed: str) -> None:
+        """A code was accepted: clear the failures, note the use, and write only what changed."""
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save(update_fields=[*changed, *self.THROTTLE_FIELDS, "last_used_at"])
+
     def verify_is_allowed(self):
         count = self.throttling_failure_count
         # The lockouts hold whatever the delay factor: OTP_THROTTLE_FACTOR=0 only removes the delays.
@@ -91,14 +105,12 @@ class EncryptedTOTPDevice(TimestampMixin, LockoutThrottlingMixin, Device):
                 if constant_time_compare(expected, token) and totp.t() > self.last_t and matched_offset is None:
                     matched_offset = offset
         if matched_offset is None:
-            self.throttle_increment(commit=True)
+            self.record_failure()
             return False
         totp.drift = self.drift + matched_offset
         self.last_t = totp.t()
         self.drift = totp.drift
-        self.throttle_reset(commit=False)
-        self.set_last_used_timestamp(commit=False)
-        self.save()
+        self.record_success("last_t", "drift")
         return True
 
     def code_was_used(self, token: str) -> bool:
@@ -164,6 +176,9 @@ class OneTimeCodeMixin(LockoutThrottlingMixin):
     def get_throttle_factor(self) -> int:
         return settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR
 
+    # Fields of the device row that use_code changes (saved with the throttle fields).
+    USE_CODE_FIELDS: list[str] = []
+
     def use_code(self, token: str) -> bool:
         """Check the token and mark what it matched as used; False when it matched nothing usable."""
         raise NotImplementedError
@@ -173,11 +188,9 @@ class OneTimeCodeMixin(LockoutThrottlingMixin):
         if not allowed:
             return False
         if not self.use_code(str(token)):
-            self.throttle_increment(commit=True)
+            self.record_failure()
             return False
-        self.throttle_reset(commit=False)
-        self.set_last_used_timestamp(commit=False)
-        self.save()
+        self.record_success(*self.USE_CODE_FIELDS)
         return True
 
 
@@ -221,6 +234,8 @@ class AdminIssuedCodeDevice(TimestampMixin, OneTimeCodeMixin, Device):
     issued_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    USE_CODE_FIELDS = ["used_at"]
 
     class Meta(Device.Meta):
         verbose_name = "admin-issued sign-in code"

@@ -100,6 +100,17 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
     never both pass the throttle or both use one code.
     Raises CodeInvalid, CodeReplayed or CodeLocked.
     """
+    return _check_code(user=user, kind=kind, token=token, ip_address=ip_address, completes_sign_in=False)
+
+
+def code_sign_in(*, user, kind: str, token: str, ip_address: str | None):
+    """code_verify for the second step of a sign-in: an accepted code also stamps last_login,
+    in the same transaction (one commit, not two). Raises as code_verify does; a refused code
+    stamps nothing."""
+    return _check_code(user=user, kind=kind, token=token, ip_address=ip_address, completes_sign_in=True)
+
+
+def _check_code(*, user, kind: str, token: str, ip_address: str | None, completes_sign_in: bool):
     model = CODE_MODELS[kind]
     refusal: CodeRefused | None = None
     with transaction.atomic():
@@ -126,6 +137,8 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
                 detail=f"issued by {device.issued_by.username if device.issued_by else 'a deleted account'}",
             )
             events.notify(user, "signin_code_used", ip_address=ip_address)
+        if refusal is None and completes_sign_in:
+            _stamp_last_login(user)
     # Raised after the block so the failure count written inside it is kept.
     if refusal is not None:
         raise refusal
@@ -136,6 +149,10 @@ def user_record_sign_in(*, user) -> None:
     """Stamp last_login when sign-in is complete: after the second factor, or after the
     password where none applies (Django's own receiver, which stamps it at the password
     step, is disconnected in apps.py)."""
+    _stamp_last_login(user)
+
+
+def _stamp_last_login(user) -> None:
     now = timezone.now()
     get_user_model().objects.filter(pk=user.pk).update(last_login=now)
     user.last_login = now

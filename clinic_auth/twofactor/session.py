@@ -159,11 +159,13 @@ def pending_login_expired(request: HttpRequest) -> bool:
     return time.time() - since > settings.CLINICAUTH_PENDING_LOGIN_TIMEOUT
 
 
-def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = True) -> None:
+def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = True, sign_in_recorded: bool = False) -> None:
     """The session has passed the second factor: rotate its key and remember it.
 
     completes_sign_in is False when a session that was already signed in (no 2FA
     needed) sets up an authenticator: that is not a new sign-in for last_login.
+    sign_in_recorded is True when the service that checked the factor has stamped
+    last_login already, in its own transaction (services.code_sign_in).
     """
     request.session.cycle_key()
     request.session[VERIFIED_KEY] = True
@@ -172,7 +174,7 @@ def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = Tru
     django_otp.login(request, device)
     _remember_gate(request, Gate.VERIFIED)
     note_reauth(request)
-    if completes_sign_in:
+    if completes_sign_in and not sign_in_recorded:
         services.user_record_sign_in(user=request.user)
 
 

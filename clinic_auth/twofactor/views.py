@@ -71,11 +71,11 @@ class ChallengeView(View):
         if form.is_valid():
             kind, token = form.cleaned_data["code"]
             try:
-                device = services.code_verify(user=request.user, kind=kind, token=token, ip_address=client_ip(request))
+                device = services.code_sign_in(user=request.user, kind=kind, token=token, ip_address=client_ip(request))
             except services.CodeRefused as refused:
                 form.add_error("code", texts.code_refused(refused))
             else:
-                session.mark_verified(request, device)
+                session.mark_verified(request, device, sign_in_recorded=True)
                 if kind == "signin":
                     # Straight to a new authenticator; the old app keeps working until it is confirmed.
                     session.start_replacing_authenticator(request)
