@@ -11,13 +11,17 @@ import os
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 # Threaded workers (issue 16): a password check (Argon2, ~0.1-0.35 s) runs in argon2-cffi with the
-# GIL released, so the worker's other threads keep serving page views meanwhile. With sync workers
-# every sign-in held a whole process and page views queued behind it (page p99 388 ms under the
-# bench's mixed load). One process per core plus one, each with a few threads: measured in
-# `make bench` (part 4 and README "Benchmark"); a thread costs one database connection.
+# GIL released, on a background-priority thread (clinic_auth/hashers.py), so the worker's other
+# threads keep serving page views meanwhile. With sync workers every sign-in held a whole process
+# and page views queued behind it (page p99 388 ms under the bench's mixed load). Sign-ins wait
+# for the CPU behind page views, so during an 8 a.m. rush many of them wait at once, each holding
+# a thread: with 4 threads a worker had none left for page views (page p99 ~2 s), with 16 it has
+# (p99 ~55 ms; 8 and 32 threads measured worse). One process per core plus one. Measured in
+# `make bench` (part 4 and README "Benchmark"). A thread that has served a request keeps its own
+# database connection (DB_CONN_MAX_AGE): workers x threads must fit PostgreSQL's max_connections.
 workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() + 1)))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
