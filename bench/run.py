@@ -304,7 +304,7 @@ def render(r: dict) -> str:
                 )
     out += [
         "",
-        "Search with and without the pg_trgm indexes (users/migrations/0003_search_trigram_indexes.py), PostgreSQL:",
+        "Search with and without the pg_trgm index on User.search_text (users/migrations/0007_user_search_text.py), PostgreSQL:",
         "",
         "| users (total) | search | page ms with / without | speedup | search SQL ms with / without | speedup |",
         "|---|---|---|---:|---|---:|",
