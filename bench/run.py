@@ -268,7 +268,7 @@ def render(r: dict) -> str:
         f"| full login (password + code) | {code['full_login_median_ms']} |",
         "",
         f"Code step / full login = {code['code_step_share_of_login']}. The code step runs "
-        f"{code['code_step_sql_statements']} SQL statements ({code['code_step_commits']} commits). One password check: "
+        f"{code['code_step_sql_statements']} SQL statements ({code['code_step_commits']} commits, counting each write outside a transaction). One password check: "
         + "; ".join(
             f"{name} {h['verify_median_ms']} ms ("
             + ", ".join(f"{k}={v}" for k, v in h.items() if k not in ("algorithm", "verify_median_ms"))
