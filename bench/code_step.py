@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 
 from bench import common, inprocess
@@ -50,7 +51,7 @@ def commits_in(statements: list[str]) -> int:
         elif verb in ("COMMIT", "ROLLBACK"):
             in_transaction = False
             commits += verb == "COMMIT"
-        elif not in_transaction and (verb in ("INSERT", "UPDATE", "DELETE") or (verb == "WITH" and " UPDATE " in sql.upper())):
+        elif not in_transaction and (verb in ("INSERT", "UPDATE", "DELETE") or (verb == "WITH" and re.search(r"\bUPDATE\b", sql, re.IGNORECASE))):
             commits += 1
     return commits
 
