@@ -74,9 +74,11 @@ class SessionStore(DatabaseSessionStore):
             raise UpdateError from exc
         self.renamed_from = None
         if not updated:
-            # Rotated after the row was deleted (e.g. clearsessions): a new row with the data, as
-            # Django's cycle_key makes.
-            self.create()
+            # The row was deleted while this request ran: the browser was signed out elsewhere or
+            # ended from a browser list. Never bring it back (Django's cycle_key would insert it
+            # again, signed in, with no browser-list entry): as for any save of a deleted
+            # session, SessionMiddleware turns this into SessionInterrupted.
+            raise UpdateError
 
     def _rename(self, obj, using) -> int:
         """Rename the row and write its data, and rename the user's browser-list entry with it, as

@@ -1,6 +1,7 @@
 """The session engine's key rotation, and what the code step costs in SQL."""
 
 import pytest
+from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -37,17 +38,16 @@ def test_cycle_key_of_a_session_never_saved_creates_it():
 
 
 @pytest.mark.django_db
-def test_cycle_key_of_a_session_whose_row_is_gone_starts_a_new_row():
+def test_a_session_deleted_while_its_key_rotates_is_not_brought_back():
     session = SessionStore()
     session["clinic"] = "Demo Clinic"
     session.save()
-    Session.objects.all().delete()  # e.g. cleared by clearsessions meanwhile
-    old_key = session.session_key
+    Session.objects.all().delete()  # signed out elsewhere, or ended from the browser list, meanwhile
     session.cycle_key()
-    session.save()  # what SessionMiddleware does with a modified session
-    assert session.session_key != old_key
-    assert SessionStore(session_key=session.session_key).load() == {"clinic": "Demo Clinic"}
-    assert Session.objects.count() == 1
+    with pytest.raises(UpdateError):
+        session.save()  # what SessionMiddleware does with a modified session
+    assert Session.objects.count() == 0
+    assert SessionStore(session_key=session.session_key).load() == {}
 
 
 @pytest.mark.django_db
@@ -79,13 +79,14 @@ def test_the_rename_carries_the_browser_list_entry_only_when_the_row_was_renamed
     entry.refresh_from_db()
     assert entry.session_key == session.session_key
 
-    Session.objects.all().delete()  # cleared meanwhile: the rotation makes a new row, the entry keeps its key
+    Session.objects.all().delete()  # ended meanwhile: nothing is renamed, the entry keeps its key
     kept = entry.session_key
     session.cycle_key()
-    session.save()
+    with pytest.raises(UpdateError):
+        session.save()
     entry.refresh_from_db()
     assert entry.session_key == kept != session.session_key
-    assert SessionStore(session_key=session.session_key).load() == {"clinic": "Demo Clinic"}
+    assert not Session.objects.exists()
 
 
 @pytest.mark.django_db
@@ -117,7 +118,6 @@ def test_a_flush_after_a_rotation_deletes_the_row():
 
 @pytest.mark.django_db
 def test_saving_a_session_deleted_meanwhile_is_refused_as_django_does():
-    from django.contrib.sessions.backends.base import UpdateError
 
     session = SessionStore()
     session["clinic"] = "Demo Clinic"
@@ -162,3 +162,28 @@ def test_the_code_step_costs_six_statements(client, staff, enrol, login):
     device_select = next(q["sql"] for q in queries.captured_queries if "twofactor_encryptedtotpdevice" in q["sql"])
     assert "FOR UPDATE" in device_select or connection.vendor == "sqlite"  # SQLite: BEGIN IMMEDIATE
     assert client.get(reverse("home")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_browser_ended_while_its_code_is_checked_stays_signed_out(client, staff, enrol, login, clinic_admin, monkeypatch):
+    from clinic_auth.twofactor import services as twofactor_services
+    from users import services as user_services
+    from users.models import UserSession
+
+    device, _ = enrol(staff)
+    client.logout()
+    login(staff)
+    check = twofactor_services.code_sign_in
+
+    def check_then_admin_ends_every_browser(**kwargs):
+        accepted = check(**kwargs)
+        user_services.user_sessions_end(user=staff, actor=clinic_admin, reason=UserSession.EndReason.ENDED_BY_ADMIN)
+        return accepted
+
+    monkeypatch.setattr(twofactor_services, "code_sign_in", check_then_admin_ends_every_browser)
+    response = client.post(reverse("two_factor_challenge"), {"code": next_code(device)})
+
+    assert response.status_code == 400  # SessionInterrupted: the session was deleted during the request
+    assert not Session.objects.exists()
+    assert not UserSession.objects.filter(user=staff, ended_at=None).exists()
+    assert client.get(reverse("home")).url.startswith(reverse("login"))
