@@ -114,6 +114,10 @@ def _check_code(*, user, kind: str, token: str, ip_address: str | None, complete
     model = CODE_MODELS[kind]
     refusal: CodeRefused | None = None
     with transaction.atomic():
+        if completes_sign_in:
+            # last_login is written in this transaction: take the user row first, in the order every
+            # other 2FA change takes it (user, then devices), or the two could deadlock.
+            _lock_user(user)
         device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
         if device is None:
             raise CodeInvalid(kind)
