@@ -12,6 +12,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
 from django.urls import reverse
@@ -136,28 +137,30 @@ def usable_invitation(token: str) -> Invitation | None:
     return invitation
 
 
-@transaction.atomic
 def invitation_accept(*, token: str, password: str, ip: str | None) -> User | None:
     """Set the invitee's first password and use up the link; None when the link no longer works.
 
-    The invitation row is locked, so two submissions of one link cannot both succeed.
+    The invitation row is locked, so two submissions of one link cannot both succeed. The
+    password is hashed before any lock is taken: a check waits for idle CPU (clinic_auth/hashers.py).
     """
-    invitation = (
-        Invitation.objects.select_for_update()
-        .filter(token_hash=invitation_token_hash(token))
-        .first()
-    )
-    if invitation is None or not invitation.is_usable(now=timezone.now()):
-        return None
-    member = User.objects.select_for_update().get(pk=invitation.user_id)
-    if not member.is_active:
-        return None
-    member.set_password(password)
-    member.save(update_fields=["password"])
-    invitation.accepted_at = timezone.now()
-    invitation.save(update_fields=["accepted_at"])
-    _audit(AuditEvent.Action.INVITATION_ACCEPTED, actor=member, target=member, ip=ip)
-    return member
+    encoded = make_password(password)
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .filter(token_hash=invitation_token_hash(token))
+            .first()
+        )
+        if invitation is None or not invitation.is_usable(now=timezone.now()):
+            return None
+        member = User.objects.select_for_update().get(pk=invitation.user_id)
+        if not member.is_active:
+            return None
+        member.password = encoded
+        member.save(update_fields=["password"])
+        invitation.accepted_at = timezone.now()
+        invitation.save(update_fields=["accepted_at"])
+        _audit(AuditEvent.Action.INVITATION_ACCEPTED, actor=member, target=member, ip=ip)
+        return member
 
 
 # --- forgotten password ---------------------------------------------------
@@ -206,18 +209,20 @@ def reset_link_outlived_deactivation(*, user: User, token: str) -> bool:
     ).exists()
 
 
-@transaction.atomic
 def password_reset_complete(*, user: User, new_password: str, ip: str | None) -> User:
-    """Set the new password and end every session of the user; nothing here signs anyone in."""
-    user = User.objects.select_for_update().get(pk=user.pk)
-    user.set_password(new_password)
-    user.session_nonce = new_session_nonce()
-    user.save(update_fields=["password", "session_nonce"])
-    # Also a used invitation: a member who never set a password has now set one.
-    Invitation.objects.filter(user=user, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
-    _audit(AuditEvent.Action.PASSWORD_RESET_COMPLETED, actor=user, target=user, ip=ip)
-    queue_email(to=user.email, template="password_changed", context={"member": user})
-    return user
+    """Set the new password and end every session of the user; nothing here signs anyone in.
+    The password is hashed before the user row is locked (a check waits for idle CPU)."""
+    encoded = make_password(new_password)
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.password = encoded
+        user.session_nonce = new_session_nonce()
+        user.save(update_fields=["password", "session_nonce"])
+        # Also a used invitation: a member who never set a password has now set one.
+        Invitation.objects.filter(user=user, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
+        _audit(AuditEvent.Action.PASSWORD_RESET_COMPLETED, actor=user, target=user, ip=ip)
+        queue_email(to=user.email, template="password_changed", context={"member": user})
+        return user
 
 
 # --- leavers and roles ----------------------------------------------------
