@@ -11,6 +11,8 @@ is not a rename is one UPDATE: a single statement needs no transaction of its
 own. Measured in `make bench`, part 2 (README, Benchmark).
 """
 
+import contextlib
+
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
@@ -20,6 +22,7 @@ from django.utils.crypto import get_random_string
 
 class SessionStore(DatabaseSessionStore):
     renamed_from: str | None = None
+    key_retried = False
 
     def cycle_key(self):
         old_key = self.session_key
@@ -67,7 +70,10 @@ class SessionStore(DatabaseSessionStore):
             return
         try:
             updated = self._rename(obj, using)
-        except IntegrityError:  # the same 165-bit key twice: not in practice; pick another
+        except IntegrityError as exc:  # the same 165-bit key twice: not in practice; pick another, once
+            if self.key_retried:
+                raise UpdateError from exc
+            self.key_retried = True
             self._session_key = get_random_string(32, VALID_KEY_CHARS)
             return self.save()
         except DatabaseError as exc:
@@ -106,7 +112,10 @@ class SessionStore(DatabaseSessionStore):
             "SELECT count(*) FROM renamed"
         )
         params = [self.session_key, obj.session_data, obj.expire_date, self.renamed_from, self.session_key, self.renamed_from]
-        with connection.cursor() as cursor:
+        # One statement is atomic on its own; inside a caller's transaction a savepoint keeps a
+        # refused key (IntegrityError, then another key) from aborting that transaction.
+        savepoint = transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext()
+        with savepoint, connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()[0]
 
