@@ -11,11 +11,17 @@ from clinic_auth.sessions import SessionStore
 from tests.conftest import next_code
 
 
-@pytest.mark.django_db
-def test_cycle_key_renames_the_row_and_keeps_the_data():
+def saved_session() -> SessionStore:
+    """A session with one value, saved: a row in django_session under its first key."""
     session = SessionStore()
     session["clinic"] = "Demo Clinic"
     session.save()
+    return session
+
+
+@pytest.mark.django_db
+def test_cycle_key_renames_the_row_and_keeps_the_data():
+    session = saved_session()
     old_key = session.session_key
 
     session.cycle_key()
@@ -39,9 +45,7 @@ def test_cycle_key_of_a_session_never_saved_creates_it():
 
 @pytest.mark.django_db
 def test_a_session_deleted_while_its_key_rotates_is_not_brought_back():
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     Session.objects.all().delete()  # signed out elsewhere, or ended from the browser list, meanwhile
     session.cycle_key()
     with pytest.raises(UpdateError):
@@ -52,9 +56,7 @@ def test_a_session_deleted_while_its_key_rotates_is_not_brought_back():
 
 @pytest.mark.django_db
 def test_the_rename_waits_for_the_save_then_the_old_key_is_dead():
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     first_key = session.session_key
     session.cycle_key()
     session["verified"] = True
@@ -70,9 +72,7 @@ def test_the_rename_waits_for_the_save_then_the_old_key_is_dead():
 def test_the_rename_carries_the_browser_list_entry_only_when_the_row_was_renamed(staff):
     from users.models import UserSession
 
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     entry = UserSession.objects.create(user=staff, session_key=session.session_key)
     session.cycle_key()
     session.save()
@@ -95,9 +95,7 @@ def test_load_reads_a_live_row_and_nothing_from_an_expired_or_unknown_key():
 
     from django.utils import timezone
 
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     assert SessionStore(session_key=session.session_key).load() == {"clinic": "Demo Clinic"}
     unknown = SessionStore(session_key="x" * 32)
     assert unknown.load() == {} and unknown.session_key is None
@@ -108,9 +106,7 @@ def test_load_reads_a_live_row_and_nothing_from_an_expired_or_unknown_key():
 
 @pytest.mark.django_db
 def test_a_flush_after_a_rotation_deletes_the_row():
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     session.cycle_key()
     session.flush()
     assert Session.objects.count() == 0
@@ -118,10 +114,7 @@ def test_a_flush_after_a_rotation_deletes_the_row():
 
 @pytest.mark.django_db
 def test_saving_a_session_deleted_meanwhile_is_refused_as_django_does():
-
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     Session.objects.all().delete()  # signed out from another browser
     session["more"] = 1
     with pytest.raises(UpdateError):
@@ -199,9 +192,7 @@ def test_a_new_key_that_is_taken_is_drawn_again_once(monkeypatch):
 
     taken = SessionStore()
     taken.save()
-    session = SessionStore()
-    session["clinic"] = "Demo Clinic"
-    session.save()
+    session = saved_session()
     draws = iter([taken.session_key, "a" * 32])
     monkeypatch.setattr(sessions, "get_random_string", lambda *args: next(draws))
     session.cycle_key()
@@ -209,9 +200,7 @@ def test_a_new_key_that_is_taken_is_drawn_again_once(monkeypatch):
     assert session.session_key == "a" * 32
     assert SessionStore(session_key="a" * 32).load() == {"clinic": "Demo Clinic"}
 
-    always_taken = SessionStore()
-    always_taken["clinic"] = "Demo Clinic"
-    always_taken.save()
+    always_taken = saved_session()
     monkeypatch.setattr(sessions, "get_random_string", lambda *args: taken.session_key)
     always_taken.cycle_key()
     with pytest.raises(UpdateError):  # a constraint that keeps failing is an error, not a loop
