@@ -143,6 +143,21 @@ def test_first_method_a_key_under_mandatory_2fa_completes_set_up(key_only_user):
 
 
 @pytest.mark.django_db
+def test_my_profile_of_a_key_only_user_counts_their_recovery_codes(key_only_user, django_assert_num_queries):
+    """Without an app the recovery codes are counted on their own (the app's row carries the count otherwise)."""
+    staff, key = key_only_user
+    c = password_only(staff)
+    assert sign_in_with_key(c, key).status_code == 200
+    c.get(reverse("profile"))
+    # session, user, app, keys, recovery codes, signed-in browsers
+    with django_assert_num_queries(6):
+        profile = c.get(reverse("profile")).content.decode()
+    assert "10 of 10 recovery codes left." in profile
+    assert "<strong>Passkey</strong>" in profile and "<strong>Authenticator app</strong>" not in profile
+    assert "Add an authenticator app" in profile
+
+
+@pytest.mark.django_db
 def test_forced_set_up_with_a_key_goes_to_the_recovery_codes_then_in(staff, mandatory):
     c = password_only(staff)
     page = c.get(SETUP).content.decode()

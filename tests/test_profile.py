@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from clinic_auth.twofactor import devices
-from clinic_auth.twofactor.models import AuditEvent
+from clinic_auth.twofactor.models import AuditEvent, RecoveryCode
 from tests.conftest import next_code, setup_device, totp_for
 
 PROFILE = reverse("profile")
@@ -200,3 +200,25 @@ def test_profile_names_the_disable_action_as_everywhere_else_and_does_not_focus_
     # The destructive code box must not take the cursor (and scroll the page) on arrival.
     code_input = re.search(r'<input[^>]*id="id_disable_code"[^>]*>', section).group(0)
     assert "autofocus" not in code_input
+
+
+@pytest.mark.django_db
+def test_my_profile_reads_the_app_and_its_recovery_codes_in_one_query(client, staff, enrol, django_assert_num_queries):
+    enrol(staff)
+    client.get(reverse("profile"))
+    # session, user, the app with its recovery-code count, keys, signed-in browsers
+    with django_assert_num_queries(5):
+        page = client.get(reverse("profile")).content.decode()
+    assert "<strong>Authenticator app</strong>" in page and "10 of 10 recovery codes left." in page
+    RecoveryCode.objects.filter(device__user=staff).first().delete()
+    assert "9 of 10 recovery codes left." in client.get(reverse("profile")).content.decode()
+
+
+@pytest.mark.django_db
+def test_my_profile_without_2fa_asks_nothing_of_the_devices(client, staff, login, django_assert_num_queries):
+    login(staff)
+    client.get(reverse("profile"))
+    # session, user, signed-in browsers
+    with django_assert_num_queries(3):
+        page = client.get(reverse("profile")).content.decode()
+    assert "Not set up" in page

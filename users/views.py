@@ -183,17 +183,19 @@ def home(request):
 def render_profile(request, *, disable_form=None, rename_errors=None):
     user = request.user
     enrolled = user.twofa_enrolled  # what the page shows; every action it offers checks again
-    keys = list(devices.keys_of(user))
+    # Only an enrolled user's page lists methods; a user without any is spared the queries.
+    methods = devices.sign_in_methods(user) if enrolled else devices.SignInMethods(app=None, keys=[], recovery_codes_left=0)
+    keys = methods.keys
     for key in keys:
         key.rename_form = KeyNameForm(initial={"name": key.name}, auto_id=f"id_key_{key.pk}_%s")
         if rename_errors and rename_errors[0] == key.pk:
             key.rename_form = rename_errors[1]
     context = {
         "enrolled": enrolled,
-        "app_device": devices.confirmed_totp_device(user),
+        "app_device": methods.app,
         "keys": keys,
         "required_by_clinic": policy.two_factor_required(user),
-        "recovery_codes_left": devices.recovery_codes_left(user) if enrolled else 0,
+        "recovery_codes_left": methods.recovery_codes_left,
         "disable_form": disable_form or TOTPCodeForm(auto_id="id_disable_%s"),
         "reauth_fresh": session.reauth_is_fresh(request),
         "sessions": selectors.signed_in_sessions(user, current_session_key=request.session.session_key),
