@@ -67,6 +67,31 @@ def machine_info() -> dict:
         "sqlite": _sqlite_version(),
         "postgresql": _pg_version(),
         "wrk": _command_version(["wrk", "-v"]),
+        "speed": machine_speed(),
+    }
+
+
+def machine_speed(repeats: int = 5) -> dict:
+    """Two fixed workloads, median of `repeats`, so runs on different (virtual) machines can be
+    compared: a pure-Python loop (what a page view's CPU scales with) and one Argon2 check with
+    Django's parameters (what a sign-in costs)."""
+    from argon2 import PasswordHasher
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    def median_seconds(work) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - started)
+        return sorted(times)[len(times) // 2]
+
+    django_params = Argon2PasswordHasher
+    argon2 = PasswordHasher(time_cost=django_params.time_cost, memory_cost=django_params.memory_cost,
+                            parallelism=django_params.parallelism)
+    return {
+        "python_loop_ms": round(median_seconds(lambda: sum(range(1_000_000))) * 1000, 1),
+        "argon2_check_ms": round(median_seconds(lambda: argon2.hash("bench")) * 1000, 1),
     }
 
 

@@ -219,7 +219,9 @@ def render(r: dict) -> str:
         "",
         f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gb']} GB RAM; {m['os']}; "
         f"Python {m['python']}; PostgreSQL {m['postgresql']}; SQLite {m['sqlite']}; {m['wrk']}. "
-        f"Total run time {r['total_seconds']} s ("
+        + (f"Speed: `sum(range(10**6))` {m['speed']['python_loop_ms']} ms, one Argon2 check "
+           f"{m['speed']['argon2_check_ms']} ms (medians of 5, before the parts). " if m.get("speed") else "")
+        + f"Total run time {r['total_seconds']} s ("
         + "; ".join(f"{k}: {v} s" for k, v in r.get("seconds_of_each_part", {}).items())
         + "). 1-minute load average before each part: "
         + "; ".join(f"{k}: {v}" for k, v in r["load_average_before_each_part"].items())
