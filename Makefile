@@ -26,8 +26,11 @@ seed: migrate
 run: seed
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The non-browser suites run on every core (pytest-xdist; each file stays on one worker, so a file's
+# shared server fixtures start once): on a slow 2-core machine each took 5-8 minutes alone.
+XDIST ?= -n auto --dist loadfile
 test: install
-	$(BIN)/python -m pytest -q -m "not e2e and not concurrency and not bench_smoke"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke"
 	@test -f node_modules/axe-core/axe.min.js || { echo "== npm ci (axe-core for the accessibility checks)"; npm ci --no-audit --no-fund --silent; }
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
@@ -35,7 +38,7 @@ test: install
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 PG_DB ?= clinicauth_ci
 test-postgres: install
-	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q -m "not e2e and not concurrency and not bench_smoke"
+	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke"
 
 # Real parallel HTTP against gunicorn (4 workers) on a fresh PostgreSQL database; prints the counts.
 test-concurrency: install
