@@ -41,12 +41,10 @@ class SessionStore(DatabaseSessionStore):
         with a session cookie runs it, and building the ORM query cost more than running it."""
         using = router.db_for_read(self.model)
         connection = connections[using]
-        quote = connection.ops.quote_name
-        meta = self.model._meta
-        key, data, expiry = (quote(meta.get_field(name).column) for name in ("session_key", "session_data", "expire_date"))
+        table, key, data, expiry = self._quoted_names(connection)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {data} FROM {quote(meta.db_table)} WHERE {key} = %s AND {expiry} > %s",
+                f"SELECT {data} FROM {table} WHERE {key} = %s AND {expiry} > %s",
                 [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
             )
             row = cursor.fetchone()
@@ -103,8 +101,8 @@ class SessionStore(DatabaseSessionStore):
                     UserSession.objects.using(using).filter(session_key=self.renamed_from).update(session_key=self.session_key)
             return updated
         quote = connection.ops.quote_name
-        sessions, entries = quote(self.model._meta.db_table), quote(UserSession._meta.db_table)
-        key, data, expiry = (quote(self.model._meta.get_field(name).column) for name in ("session_key", "session_data", "expire_date"))
+        sessions, key, data, expiry = self._quoted_names(connection)
+        entries = quote(UserSession._meta.db_table)
         entry_key = quote(UserSession._meta.get_field("session_key").column)
         sql = (
             f"WITH renamed AS (UPDATE {sessions} SET {key} = %s, {data} = %s, {expiry} = %s WHERE {key} = %s RETURNING 1), "
@@ -118,6 +116,13 @@ class SessionStore(DatabaseSessionStore):
         with savepoint, connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()[0]
+
+    def _quoted_names(self, connection) -> tuple[str, str, str, str]:
+        """The session table and its key, data and expiry columns, quoted for `connection`."""
+        quote = connection.ops.quote_name
+        meta = self.model._meta
+        columns = (quote(meta.get_field(name).column) for name in ("session_key", "session_data", "expire_date"))
+        return (quote(meta.db_table), *columns)
 
     def _write(self, obj, using) -> int:
         """The one UPDATE of the row (renamed when the key rotated); how many rows it changed."""
