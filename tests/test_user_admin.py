@@ -132,6 +132,23 @@ def test_list_shows_each_users_details_status_last_login_and_a_view_button(
         assert admin_client.get(dict(form.attributes)["action"]).status_code == 200
 
 
+def test_list_names_fall_back_to_what_is_known_and_the_role_says_invited_or_deactivated(admin_client, user_factory):
+    user_factory(username="only.first", first_name="Ada", last_name="")
+    user_factory(username="only.last", first_name="", last_name="Okafor")
+    user_factory(username="no.name", first_name="", last_name="")
+    invited = user_factory(username="invited", first_name="Ivy", last_name="New")
+    invited.set_unusable_password()
+    invited.save()
+    user_factory(username="gone", first_name="Gus", last_name="Old", is_active=False)
+
+    rows = {row[1]: row for row in table_rows(admin_client.get(reverse("user_list"), {"status": "all"}))}
+
+    assert [rows[name][0] for name in ("only.first", "only.last", "no.name")] == ["Ada", "Okafor", "no.name"]
+    assert rows["invited"][3] == "Staff Invited"
+    assert rows["gone"][3] == "Staff Deactivated"
+    assert rows["only.first"][3] == "Staff"
+
+
 def test_list_says_required_but_not_set_up_when_the_clinic_has_mandatory_2fa(
     verified_admin_client, clinic, staff
 ):

@@ -323,6 +323,7 @@ class UserListView(ClinicAdminRequiredMixin, View):
         context = {
             "form": form,
             "page": page,
+            "rows": selectors.user_rows(page.object_list),
             "query": query,
             "sort": sort,
             "keep_query": urlencode(

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from django.conf import settings
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from . import services
 
@@ -121,6 +121,14 @@ def sessions_ended(count: int, *, name: str | None = None) -> str:
     return ngettext(
         "{name} has been signed out of {count} browser.", "{name} has been signed out of {count} browsers.", count
     ).format(count=count, name=name)
+
+
+def methods_summary(*, has_app: bool, key_count: int) -> str:
+    """A member's sign-in methods in a few words ("App, 2 keys"), on the Users list and the member's page."""
+    parts = [gettext("App")] if has_app else []
+    if key_count:
+        parts.append(ngettext("%(count)d key", "%(count)d keys", key_count) % {"count": key_count})
+    return ", ".join(parts)
 
 
 def recovery_code_used(left: int) -> str:
