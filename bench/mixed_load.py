@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -35,6 +36,8 @@ SEARCH_TERMS = ["kowal", "okaf", "naka", "ross", "gupta", "silva", "lind", "mars
 STAFF_PAGES = ["/home/", "/profile/"]
 CODE_INVALID = b"That code is not valid"
 CODE_LOCKED = b"Too many incorrect codes"
+# The throttle's early delays (django-otp's, 1 s doubling) say "wait" instead of "locked".
+CODE_WAIT = re.compile(rb"Wait (a second|\d+ seconds) and try again")
 PASSWORD_INVALID = b"The username or password is incorrect"
 PASSWORD_LOCKED = b"Too many failed sign-in attempts"
 
@@ -183,7 +186,7 @@ def code_attacker(url, device, deadline, args, outcome):
         outcome["attempts"] += 1
         if response.status == 302:
             outcome["accepted"] += 1  # a wrong code let in: must never happen
-        elif CODE_LOCKED in response.body:
+        elif CODE_LOCKED in response.body or CODE_WAIT.search(response.body):
             outcome["refused_throttled"] += 1
         elif CODE_INVALID in response.body:
             outcome["rejected_after_check"] += 1
