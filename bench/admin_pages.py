@@ -4,7 +4,7 @@ Run with DATABASE_URL pointing at an empty database (SQLite or PostgreSQL):
 migrates, seeds one clinic of 10,000 users, measures, grows to the next number
 of clinics in --scales (10: 100,000 users; 100: 1,000,000), measures again. On
 PostgreSQL the search is measured with and without the trigram index of
-users/migrations (0007_user_search_text) up to 100,000 users, and the plans of
+users/migrations (0008_search_text_upper_case) up to 100,000 users, and the plans of
 the two slowest pages at the largest scale are written to bench/results/plan-*.txt.
 """
 
@@ -21,7 +21,7 @@ ADMIN = "bench-c001-admin"
 
 
 def trigram_migration():
-    return importlib.import_module("users.migrations.0007_user_search_text")
+    return importlib.import_module("users.migrations.0008_search_text_upper_case")
 
 
 def measure_pages(client, *, per_clinic: int, iterations: int) -> dict:

@@ -306,7 +306,7 @@ def render(r: dict) -> str:
                 )
     out += [
         "",
-        "Search with and without the pg_trgm index on User.search_text (users/migrations/0007_user_search_text.py), PostgreSQL:",
+        "Search with and without the pg_trgm index on User.search_text (users/migrations/0007_user_search_text.py, 0008_search_text_upper_case.py), PostgreSQL:",
         "",
         "| users (total) | search | page ms with / without | speedup | search SQL ms with / without | speedup |",
         "|---|---|---|---:|---|---:|",

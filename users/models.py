@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, Upper
 from django.utils.crypto import salted_hmac
 
 
@@ -35,10 +35,13 @@ class User(AbstractUser):
     # authenticator, so the Users list can count, filter and sort by it along an index.
     twofa_enrolled = models.BooleanField(default=False, editable=False)
     # What the Users search looks in, as one column so one trigram index serves it
-    # (users/migrations/0007_user_search_text). Space-separated: a search word has no
-    # spaces, so it never matches across two fields.
+    # (users/migrations/0007_user_search_text, 0008_search_text_upper_case). Space-separated: a
+    # search word has no spaces, so it never matches across two fields. Stored in upper case, so
+    # the search compares it as it is (a case-insensitive match would upper-case every row again).
     search_text = models.GeneratedField(
-        expression=Concat("username", Value(" "), "first_name", Value(" "), "last_name", Value(" "), "email", output_field=models.TextField()),
+        expression=Upper(
+            Concat("username", Value(" "), "first_name", Value(" "), "last_name", Value(" "), "email", output_field=models.TextField())
+        ),
         output_field=models.TextField(),
         db_persist=True,
     )

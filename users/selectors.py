@@ -11,8 +11,9 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import is_password_usable
 from django.contrib.sessions.models import Session
 from django.core.paginator import Page, Paginator
-from django.db.models import BooleanField, Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
@@ -50,7 +51,8 @@ def matching_users(*, clinic: Clinic, query: str = "", status: str = "", twofa: 
     # Every word must match some field (username, names, email: User.search_text), so
     # "joy nurse" finds Joy Nurse by her full name.
     for term in query.split():
-        users = users.filter(search_text__icontains=term)
+        # The column is stored in upper case; the database upper-cases the word the same way.
+        users = users.filter(search_text__contains=Upper(Value(term)))
     return users
 
 
