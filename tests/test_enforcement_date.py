@@ -292,8 +292,10 @@ def test_moving_the_date_bumps_stamps_and_is_audited(admin_client, clinic, staff
     assert staff.twofa_stamp == stamp + 1
     event = AuditEvent.objects.get(action=AuditEvent.Action.MANDATORY_DATE_SET)
     assert event.detail == "from 2026-12-10 (UTC)"
-    # Choosing Now ends the grace period at once.
-    edit_clinic(admin_client, clinic, mandatory_2fa="on", require_from="now")
+    # Choosing Now ends the grace period at once. (On the same controlled day as the edits above: the
+    # admin's session was last seen then, and the real clock would end it 12 hours later.)
+    with at(utc(2026, 11, 29, 9, 10)):
+        edit_clinic(admin_client, clinic, mandatory_2fa="on", require_from="now")
     clinic.refresh_from_db()
     assert clinic.mandatory_from is None
 
