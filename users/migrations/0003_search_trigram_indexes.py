@@ -13,6 +13,8 @@ Creating the pg_trgm extension needs a role allowed to create extensions
 
 from django.db import migrations
 
+from ._postgresql import run_on_postgresql
+
 SEARCH_COLUMNS = ("username", "first_name", "last_name", "email")
 
 EXTENSION_SQL = "CREATE EXTENSION IF NOT EXISTS pg_trgm"
@@ -24,16 +26,6 @@ CREATE_SQL = [
 DROP_SQL = [f'DROP INDEX IF EXISTS "users_user_{column}_trgm"' for column in SEARCH_COLUMNS]
 
 
-def _run_on_postgresql(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("users", "0002_login_throttle"),
@@ -42,5 +34,5 @@ class Migration(migrations.Migration):
     # Not django.contrib.postgres's TrigramExtension: its reverse queries pg_extension even on
     # SQLite. Going back drops the indexes and leaves the extension (others may use it).
     operations = [
-        migrations.RunPython(_run_on_postgresql([EXTENSION_SQL, *CREATE_SQL]), _run_on_postgresql(DROP_SQL)),
+        migrations.RunPython(run_on_postgresql([EXTENSION_SQL, *CREATE_SQL]), run_on_postgresql(DROP_SQL)),
     ]

@@ -11,6 +11,8 @@ the column (so the query is the same) and has no trigram index.
 from django.db import migrations, models
 from django.db.models.functions import Concat
 
+from ._postgresql import run_on_postgresql
+
 OLD_COLUMNS = ("username", "first_name", "last_name", "email")
 # icontains runs as UPPER(col::text) LIKE UPPER('%q%'): the index is on that same expression.
 CREATE_SQL = [
@@ -24,16 +26,6 @@ CREATE_OLD_SQL = [
     f'USING gin ((UPPER("{column}"::text)) gin_trgm_ops)'
     for column in OLD_COLUMNS
 ]
-
-
-def _run_on_postgresql(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return run
 
 
 class Migration(migrations.Migration):
@@ -61,6 +53,6 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(
-            _run_on_postgresql([*DROP_OLD_SQL, *CREATE_SQL]), _run_on_postgresql([*DROP_SQL, *CREATE_OLD_SQL])
+            run_on_postgresql([*DROP_OLD_SQL, *CREATE_SQL]), run_on_postgresql([*DROP_SQL, *CREATE_OLD_SQL])
         ),
     ]

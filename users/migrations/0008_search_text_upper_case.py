@@ -12,22 +12,14 @@ the users table: seconds at a million users (README, Production).
 from django.db import migrations, models
 from django.db.models.functions import Concat, Upper
 
+from ._postgresql import run_on_postgresql
+
 OLD_INDEX_SQL = (
     'CREATE INDEX IF NOT EXISTS "users_user_search_trgm" ON "users_user" '
     'USING gin ((UPPER("search_text"::text)) gin_trgm_ops)'
 )
 CREATE_SQL = ['CREATE INDEX IF NOT EXISTS "users_user_search_trgm" ON "users_user" USING gin ("search_text" gin_trgm_ops)']
 DROP_SQL = ['DROP INDEX IF EXISTS "users_user_search_trgm"']
-
-
-def _run_on_postgresql(statements):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return run
 
 
 def _search_text(expression):
@@ -43,12 +35,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(_run_on_postgresql(DROP_SQL), _run_on_postgresql([OLD_INDEX_SQL])),
+        migrations.RunPython(run_on_postgresql(DROP_SQL), run_on_postgresql([OLD_INDEX_SQL])),
         migrations.RemoveField(model_name="user", name="search_text"),
         migrations.AddField(
             model_name="user",
             name="search_text",
             field=_search_text(Upper(Concat(*FIELDS, output_field=models.TextField()))),
         ),
-        migrations.RunPython(_run_on_postgresql(CREATE_SQL), _run_on_postgresql(DROP_SQL)),
+        migrations.RunPython(run_on_postgresql(CREATE_SQL), run_on_postgresql(DROP_SQL)),
     ]
