@@ -226,34 +226,43 @@ class Server:
         self.url = url
         self.pid = pid
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the master and its workers, from /proc (immune to other load)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
+    def _processes(self) -> dict[int, Path]:
+        """The master and every process below it (workers, and each worker's password-check helper)."""
+        parents = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
+                parents[int(stat.parent.name)] = (int(stat.read_text().rsplit(")", 1)[1].split()[1]), stat.parent)
+            except (OSError, ValueError, IndexError):
+                continue
+        family = {self.pid}
+        grew = True
+        while grew:
+            below = {pid for pid, (ppid, _) in parents.items() if ppid in family} - family
+            family |= below
+            grew = bool(below)
+        return {pid: parents[pid][1] for pid in family if pid in parents}
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the master and everything below it, from /proc (immune to other load)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for directory in self._processes().values():
+            try:
+                fields = (directory / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            pid, ppid = int(stat.parent.name), int(fields[1])
-            if pid == self.pid or ppid == self.pid:
-                total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / ticks
 
-
     def memory_mb(self) -> dict:
-        """Resident memory of the master and its workers: RSS summed (counts shared pages once per
-        process) and PSS summed (shares split between processes: what they really take together)."""
+        """Resident memory of the master, its workers and their helpers: RSS summed (counts shared pages once
+        per process) and PSS summed (shares split between processes: what they really take together)."""
         rss = pss = 0
         processes = 0
-        for status in Path("/proc").glob("[0-9]*/stat"):
+        for directory in self._processes().values():
             try:
-                fields = status.read_text().rsplit(")", 1)[1].split()
-                pid = int(status.parent.name)
-                if pid != self.pid and int(fields[1]) != self.pid:
-                    continue
-                rollup = (status.parent / "smaps_rollup").read_text()
-            except (OSError, ValueError):
+                rollup = (directory / "smaps_rollup").read_text()
+            except OSError:
                 continue
             processes += 1
             for line in rollup.splitlines():

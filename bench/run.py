@@ -372,7 +372,7 @@ def render(r: dict) -> str:
     out += [
         "",
         f"Errors before / after: {before['load']['errors']} / {ml['errors']}. Server memory after the load "
-        f"(master + workers, {mb.get('processes')} / {ma.get('processes')} processes): RSS summed "
+        f"(master, workers and their password-check helpers, {mb.get('processes')} / {ma.get('processes')} processes): RSS summed "
         f"{mb.get('rss_mb')} / {ma.get('rss_mb')} MB, PSS summed {mb.get('pss_mb')} / {ma.get('pss_mb')} MB.",
     ]
     cb, pb = load["code_brute_force"], load["password_brute_force"]

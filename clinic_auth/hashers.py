@@ -1,79 +1,123 @@
-"""Django's Argon2 password hasher, parameters unchanged, run on background-priority threads.
+"""Django's Argon2 password hasher, parameters unchanged, run in a background-priority helper process.
 
-One Argon2 check costs about 0.25 s of CPU (Django's defaults: 100 MiB, 2 passes,
+One Argon2 check costs about 0.1-0.25 s of CPU (Django's defaults: 100 MiB, 2 passes,
 8 lanes on threads of its own). When the whole clinic signs in at 8 a.m. those checks
 take every core, and page views, a few milliseconds each, queued behind them
-(page p99 388 ms to 1.5 s in `make bench`, part 4). Here each check runs on a small
-per-process pool of threads that the kernel schedules only when nothing else wants
-the CPU (Linux SCHED_IDLE; Argon2's lane threads inherit it), so a waiting page view
-always goes first and the sign-ins share what is left. A raised nice value alone was
+(page p99 388 ms to 1.5 s in `make bench`, part 4). Here each web worker process hands
+its checks to a helper process of its own that the kernel schedules only when nothing
+else wants the CPU (Linux SCHED_IDLE; Argon2's lane threads inherit it), so a waiting page
+view always goes first and the sign-ins share what is left. A raised nice value alone was
 not enough: eight lane threads per check at nice 10 together still outweighed a page
-view's one thread. The request thread just waits, with the GIL released, so a threaded
-gunicorn worker keeps serving meanwhile. The pool also caps how many checks one worker
-runs at once (one by default: more at once only makes each take longer on two cores),
-and with it their memory.
+view's one thread.
+
+A process, not a thread: a background-priority thread inside the web worker held that
+worker's GIL for the Python around each check, and when the kernel set it aside for
+other work, every page view in the worker waited for it (priority inversion). Measured
+in the bench's mixed load, the same load: page p50 8.3-8.5 against 9.5-9.8 ms, page p99
+40-41 against 43-50 ms, code-step p99 51-62 against 66-94 ms (README, Benchmark).
+
+The request's thread just waits, with its GIL released, so a threaded gunicorn worker keeps
+serving meanwhile. The helper also caps how many checks one worker runs at once (one by
+default: more at once only makes each take longer on two cores), and with it their memory.
+The helper is started with "spawn" (a new interpreter, never a fork of a threaded worker)
+and restarted if it dies.
 
 No library does this; it is a thin wrapper around Django's own hasher. Settings:
-PASSWORD_HASH_THREADS (checks at once per process, default 1; 0: one per core),
+PASSWORD_HASH_PROCESSES (checks at once per web worker, default 1; 0: one per core),
 PASSWORD_HASH_SCHED_IDLE (default on; off falls back to the nice value) and
-PASSWORD_HASH_NICE (added to the worker's nice value, at most 19; 0 turns it off; default 10).
-Measured in bench/mixed_load.py (README, Benchmark, part 4).
+PASSWORD_HASH_NICE (added to the helper's nice value, at most 19; 0 turns it off; default 10).
+With both of the last two off, checks run on the request's own thread, as Django's hasher does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from django.conf import settings
 from django.contrib.auth.hashers import Argon2PasswordHasher
 
-_pool: ThreadPoolExecutor | None = None
+_pool: ProcessPoolExecutor | None = None
 _pool_pid: int | None = None
 _pool_lock = threading.Lock()
 
 
-def _lower_priority() -> None:
+def lower_priority(sched_idle: bool, nice: int) -> None:
+    """The helper process's initializer: background priority for itself and the lane threads it starts."""
     if not sys.platform.startswith("linux"):
         return
-    thread = threading.get_native_id()
-    nice = settings.PASSWORD_HASH_NICE
     # Each on its own: a sandbox that forbids one still gets the other, and the check runs regardless.
-    if settings.PASSWORD_HASH_SCHED_IDLE:
+    if sched_idle:
         with contextlib.suppress(OSError):
-            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     if nice > 0:
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+            os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
 
 
-def _hashing_pool() -> ThreadPoolExecutor:
+def lowers_priority() -> bool:
+    return settings.PASSWORD_HASH_SCHED_IDLE or settings.PASSWORD_HASH_NICE > 0
+
+
+def _helper() -> ProcessPoolExecutor:
     global _pool, _pool_pid
     pid = os.getpid()
-    if _pool is None or _pool_pid != pid:  # gunicorn forks workers: each gets its own threads
+    if _pool is None or _pool_pid != pid:  # gunicorn forks workers: each starts its own helper
         with _pool_lock:
             if _pool is None or _pool_pid != pid:
-                _pool = ThreadPoolExecutor(
-                    max_workers=settings.PASSWORD_HASH_THREADS or os.cpu_count() or 1,
-                    thread_name_prefix="password-hash",
-                    initializer=_lower_priority,
+                _pool = ProcessPoolExecutor(
+                    max_workers=settings.PASSWORD_HASH_PROCESSES or os.cpu_count() or 1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=lower_priority,
+                    initargs=(settings.PASSWORD_HASH_SCHED_IDLE, settings.PASSWORD_HASH_NICE),
                 )
                 _pool_pid = pid
     return _pool
 
 
+def _forget_helper(broken: ProcessPoolExecutor) -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is broken:
+            _pool = None
+
+
 def run_low_priority(function, *args):
-    return _hashing_pool().submit(function, *args).result()
+    """function(*args) in the helper process; function must be importable by name (it is pickled)."""
+    if not lowers_priority():
+        return function(*args)
+    pool = _helper()
+    try:
+        return pool.submit(function, *args).result()
+    except BrokenProcessPool:  # the helper died (killed, out of memory): start a new one and try once more
+        _forget_helper(pool)
+        return _helper().submit(function, *args).result()
+
+
+def start_helper() -> None:
+    """Start the helper now (gunicorn's post_worker_init), so the first sign-in does not wait for it."""
+    if lowers_priority():
+        run_low_priority(os.getpid)
+
+
+def _encode(password, salt):
+    return Argon2PasswordHasher().encode(password, salt)
+
+
+def _verify(password, encoded):
+    return Argon2PasswordHasher().verify(password, encoded)
 
 
 class LowPriorityArgon2PasswordHasher(Argon2PasswordHasher):
     """The same "argon2" hashes as Django's hasher (either verifies the other's)."""
 
     def encode(self, password, salt):
-        return run_low_priority(super().encode, password, salt)
+        return run_low_priority(_encode, password, salt)
 
     def verify(self, password, encoded):
-        return run_low_priority(super().verify, password, encoded)
+        return run_low_priority(_verify, password, encoded)

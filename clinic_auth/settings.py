@@ -120,11 +120,11 @@ AUTH_USER_MODEL = "users.User"
 AUTHENTICATION_BACKENDS = ["users.backends.ClinicUserBackend"]
 
 PASSWORD_HASHERS = [
-    # Django's Argon2 with its default parameters, checked on low-priority threads (issue 16).
+    # Django's Argon2 with its default parameters, checked in a low-priority helper process (issue 16).
     "clinic_auth.hashers.LowPriorityArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-PASSWORD_HASH_THREADS = int(os.environ.get("PASSWORD_HASH_THREADS", "1"))  # checks at once per process; 0: one per core
+PASSWORD_HASH_PROCESSES = int(os.environ.get("PASSWORD_HASH_PROCESSES", "1"))  # checks at once per web worker; 0: one per core
 PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
 PASSWORD_HASH_SCHED_IDLE = os.environ.get("PASSWORD_HASH_SCHED_IDLE", "1") == "1"  # Linux: checks run when the CPU is free
 AUTH_PASSWORD_VALIDATORS = [
