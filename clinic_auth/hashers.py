@@ -40,7 +40,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from django.conf import settings
-from django.contrib.auth.hashers import Argon2PasswordHasher
+from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher
 
 _pool: ProcessPoolExecutor | None = None
 _pool_pid: int | None = None
@@ -100,8 +100,9 @@ def run_low_priority(function, *args):
 
 
 def start_helper() -> None:
-    """Start the helper now (gunicorn's post_worker_init), so the first sign-in does not wait for it."""
-    if lowers_priority():
+    """Start the helper now (gunicorn's post_worker_init), so the first sign-in does not wait for it;
+    nothing when the site's first hasher is another (gunicorn.conf.py also serves the bench's peer sites)."""
+    if isinstance(get_hasher(), LowPriorityArgon2PasswordHasher) and lowers_priority():
         run_low_priority(os.getpid)
 
 

@@ -74,3 +74,13 @@ def test_with_priority_lowering_off_checks_run_on_the_requests_own_thread(settin
     settings.PASSWORD_HASH_NICE = 0
     pid, _, _ = hashers.run_low_priority(scheduling_here)
     assert pid == os.getpid()
+
+
+def test_gunicorns_worker_start_starts_the_helper_only_for_this_hasher(settings, monkeypatch):
+    started = []
+    monkeypatch.setattr(hashers, "run_low_priority", lambda function, *args: started.append(function))
+    hashers.start_helper()
+    assert started == []  # the suite's first hasher is MD5: nothing to start
+    settings.PASSWORD_HASHERS = ["clinic_auth.hashers.LowPriorityArgon2PasswordHasher"]
+    hashers.start_helper()
+    assert started == [os.getpid]
