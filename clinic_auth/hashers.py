@@ -19,8 +19,8 @@ in the bench's mixed load, the same load: page p50 8.3-8.5 against 9.5-9.8 ms, p
 The request's thread just waits, with its GIL released, so a threaded gunicorn worker keeps
 serving meanwhile. The helper also caps how many checks one worker runs at once (one by
 default: more at once only makes each take longer on two cores), and with it their memory.
-The helper is started with "spawn" (a new interpreter, never a fork of a threaded worker)
-and restarted if it dies.
+The helper is started with "spawn" (a new interpreter, never a fork of a threaded worker),
+restarted if it dies, and ends itself within a second of its worker's end, however that came.
 
 No library does this; it is a thin wrapper around Django's own hasher. Settings:
 PASSWORD_HASH_PROCESSES (checks at once per web worker, default 1; 0: one per core),
@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -47,8 +48,22 @@ _pool_pid: int | None = None
 _pool_lock = threading.Lock()
 
 
+def _helper_started(worker: int, sched_idle: bool, nice: int) -> None:
+    """The helper process's initializer."""
+    lower_priority(sched_idle, nice)
+    threading.Thread(target=_exit_with_worker, args=(worker,), daemon=True, name="exit-with-worker").start()
+
+
+def _exit_with_worker(worker: int) -> None:
+    # The helper holds both ends of its task pipe, so it never reads an end of file when its worker
+    # dies without shutting it down (SIGKILL, gunicorn's timeout): it would wait, orphaned, forever.
+    while os.getppid() == worker:
+        time.sleep(1)
+    os._exit(0)
+
+
 def lower_priority(sched_idle: bool, nice: int) -> None:
-    """The helper process's initializer: background priority for itself and the lane threads it starts."""
+    """Background priority for the calling process and the lane threads it starts."""
     if not sys.platform.startswith("linux"):
         return
     # Each on its own: a sandbox that forbids one still gets the other, and the check runs regardless.
@@ -73,8 +88,8 @@ def _helper() -> ProcessPoolExecutor:
                 _pool = ProcessPoolExecutor(
                     max_workers=settings.PASSWORD_HASH_PROCESSES or os.cpu_count() or 1,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=lower_priority,
-                    initargs=(settings.PASSWORD_HASH_SCHED_IDLE, settings.PASSWORD_HASH_NICE),
+                    initializer=_helper_started,
+                    initargs=(pid, settings.PASSWORD_HASH_SCHED_IDLE, settings.PASSWORD_HASH_NICE),
                 )
                 _pool_pid = pid
     return _pool

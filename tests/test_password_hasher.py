@@ -2,9 +2,11 @@
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher
@@ -84,3 +86,31 @@ def test_gunicorns_worker_start_starts_the_helper_only_for_this_hasher(settings,
     settings.PASSWORD_HASHERS = ["clinic_auth.hashers.LowPriorityArgon2PasswordHasher"]
     hashers.start_helper()
     assert started == [os.getpid]
+
+
+WORKER_THAT_STARTS_A_HELPER = """
+import os, sys, time
+import django
+django.setup()
+from clinic_auth import hashers
+helper, _, _ = hashers.run_low_priority(sys.modules["tests.test_password_hasher"].scheduling_here)
+print(helper, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_helper_ends_when_its_worker_is_killed():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "clinic_auth.settings"}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import tests.test_password_hasher\n" + WORKER_THAT_STARTS_A_HELPER],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    helper = int(worker.stdout.readline())
+    assert Path(f"/proc/{helper}").exists()
+    worker.kill()  # as gunicorn kills a worker past its timeout: no chance to shut the helper down
+    worker.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{helper}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{helper}").exists()
