@@ -13,8 +13,9 @@ view's one thread.
 A process, not a thread: a background-priority thread inside the web worker held that
 worker's GIL for the Python around each check, and when the kernel set it aside for
 other work, every page view in the worker waited for it (priority inversion). Measured
-in the bench's mixed load, the same load: page p50 8.3-8.5 against 9.5-9.8 ms, page p99
-40-41 against 43-50 ms, code-step p99 51-62 against 66-94 ms (README, Benchmark).
+in five paired runs of the bench's mixed load (medians, process against thread): page p50
+8.7 against 9.8 ms, page p99 41.2 against 50.1 ms, code-step p99 58.2 against 65.9 ms
+(README, Benchmark).
 
 The request's thread just waits, with its GIL released, so a threaded gunicorn worker keeps
 serving meanwhile. The helper also caps how many checks one worker runs at once (one by
@@ -50,7 +51,7 @@ _pool_lock = threading.Lock()
 
 def _helper_started(worker: int, sched_idle: bool, nice: int) -> None:
     """The helper process's initializer."""
-    lower_priority(sched_idle, nice)
+    _lower_priority(sched_idle, nice)
     threading.Thread(target=_exit_with_worker, args=(worker,), daemon=True, name="exit-with-worker").start()
 
 
@@ -62,7 +63,7 @@ def _exit_with_worker(worker: int) -> None:
     os._exit(0)
 
 
-def lower_priority(sched_idle: bool, nice: int) -> None:
+def _lower_priority(sched_idle: bool, nice: int) -> None:
     """Background priority for the calling process and the lane threads it starts."""
     if not sys.platform.startswith("linux"):
         return
