@@ -1,14 +1,17 @@
 """Django's Argon2 password hasher, parameters unchanged, run in a background-priority helper process.
 
 One Argon2 check costs about 0.1-0.25 s of CPU (Django's defaults: 100 MiB, 2 passes,
-8 lanes on threads of its own). When the whole clinic signs in at 8 a.m. those checks
+8 lanes). When the whole clinic signs in at 8 a.m. those checks
 take every core, and page views, a few milliseconds each, queued behind them
 (page p99 388 ms to 1.5 s in `make bench`, part 4). Here each web worker process hands
 its checks to a helper process of its own that the kernel schedules only when nothing
-else wants the CPU (Linux SCHED_IDLE; Argon2's lane threads inherit it), so a waiting page
-view always goes first and the sign-ins share what is left. A raised nice value alone was
-not enough: eight lane threads per check at nice 10 together still outweighed a page
-view's one thread.
+else wants the CPU (Linux SCHED_IDLE), so a waiting page view always goes first and the
+sign-ins share what is left. A raised nice value alone was not enough: eight lane threads
+per check at nice 10 together still outweighed a page view's one thread. And the helper
+computes the eight lanes on one thread (the hash is the same string): while checks ran,
+eight SCHED_IDLE lane threads spread over both cores still cost a single person's page views
+15-20 % of their throughput and doubled their p99; one thread cost them nothing beyond the
+noise, and each check took about a quarter longer (`python -m bench.hash_interference`).
 
 A process, not a thread: a background-priority thread inside the web worker held that
 worker's GIL for the Python around each check, and when the kernel set it aside for
@@ -23,7 +26,8 @@ default: more at once only makes each take longer on two cores), and with it the
 The helper is started with "spawn" (a new interpreter, never a fork of a threaded worker),
 restarted if it dies, and ends itself within a second of its worker's end, however that came.
 
-No library does this; it is a thin wrapper around Django's own hasher. Settings:
+No library does this; it wraps Django's hasher (its parameters and its strings) and
+argon2-cffi's low-level binding. Settings:
 PASSWORD_HASH_PROCESSES (checks at once per web worker, default 1; 0: one per core),
 PASSWORD_HASH_SCHED_IDLE (default on; off falls back to the nice value) and
 PASSWORD_HASH_NICE (added to the helper's nice value, at most 19; 0 turns it off; default 10).
@@ -32,6 +36,7 @@ With both of the last two off, checks run on the request's own thread, as Django
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import multiprocessing
 import os
@@ -41,8 +46,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import argon2
 from django.conf import settings
 from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher
+from django.utils.crypto import constant_time_compare
 
 _pool: ProcessPoolExecutor | None = None
 _pool_pid: int | None = None
@@ -64,7 +71,7 @@ def _exit_with_worker(worker: int) -> None:
 
 
 def _lower_priority(sched_idle: bool, nice: int) -> None:
-    """Background priority for the calling process and the lane threads it starts."""
+    """Background priority for the calling process and any thread it starts."""
     if not sys.platform.startswith("linux"):
         return
     # Each on its own: a sandbox that forbids one still gets the other, and the check runs regardless.
@@ -123,11 +130,68 @@ def start_helper() -> None:
 
 
 def _encode(password, salt):
-    return Argon2PasswordHasher().encode(password, salt)
+    """Django's Argon2PasswordHasher.encode, the same string, its lanes computed on one thread."""
+    hasher = Argon2PasswordHasher()
+    params = hasher.params()
+    raw = _argon2_on_one_thread(password.encode(), salt.encode(), params)
+    return (
+        f"{hasher.algorithm}$argon2{params.type.name.lower()}$v={params.version}"
+        f"$m={params.memory_cost},t={params.time_cost},p={params.parallelism}$"
+        f"{_b64encode(salt.encode())}${_b64encode(raw)}"
+    )
 
 
 def _verify(password, encoded):
-    return Argon2PasswordHasher().verify(password, encoded)
+    """Django's Argon2PasswordHasher.verify, its lanes computed on one thread."""
+    hasher = Argon2PasswordHasher()
+    algorithm, rest = encoded.split("$", 1)
+    assert algorithm == hasher.algorithm
+    try:
+        params = argon2.extract_parameters("$" + rest)
+    except argon2.exceptions.InvalidHashError:
+        params = None
+    if params is None or params.version != argon2.low_level.ARGON2_VERSION:
+        return hasher.verify(password, encoded)  # malformed or older than Argon2 1.3: as Django answers
+    salt, expected = (_b64decode(part) for part in rest.split("$")[-2:])
+    return constant_time_compare(_argon2_on_one_thread(password.encode(), salt, params), expected)
+
+
+def _argon2_on_one_thread(password: bytes, salt: bytes, params) -> bytes:
+    """argon2-cffi's hash_secret_raw(password, salt, **params), with one thread instead of one per lane.
+
+    The hash depends on the lanes (8, Django's default), not on how many threads compute them.
+    argon2-cffi's functions always start a thread per lane, and those threads, even at SCHED_IDLE,
+    slowed page views (module docstring). Only libargon2's argon2_ctx takes a thread count, so this
+    calls it through argon2-cffi's documented low-level binding; the tests hold the result to
+    Django's hasher, string for string.
+    """
+    ffi, lib = argon2.low_level.ffi, argon2.low_level.lib
+    out = ffi.new("uint8_t[]", params.hash_len)
+    password_buffer, salt_buffer = ffi.new("uint8_t[]", password), ffi.new("uint8_t[]", salt)
+    context = ffi.new(
+        "argon2_context *",
+        {
+            "out": out, "outlen": params.hash_len,
+            "pwd": password_buffer, "pwdlen": len(password),
+            "salt": salt_buffer, "saltlen": len(salt),
+            "secret": ffi.NULL, "secretlen": 0, "ad": ffi.NULL, "adlen": 0,
+            "t_cost": params.time_cost, "m_cost": params.memory_cost,
+            "lanes": params.parallelism, "threads": 1, "version": params.version,
+            "allocate_cbk": ffi.NULL, "free_cbk": ffi.NULL, "flags": lib.ARGON2_DEFAULT_FLAGS,
+        },
+    )
+    result = argon2.low_level.core(context, params.type.value)
+    if result != lib.ARGON2_OK:
+        raise argon2.exceptions.HashingError(argon2.low_level.error_to_str(result))
+    return bytes(ffi.buffer(out, params.hash_len))
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
 class LowPriorityArgon2PasswordHasher(Argon2PasswordHasher):

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,49 @@ def test_the_hashes_are_djangos_argon2_both_ways():
     assert djangos.verify("a clinic password", encoded)
     assert ours.verify("a clinic password", djangos.encode("a clinic password", djangos.salt()))
     assert not ours.verify("another password", encoded)
+
+
+def test_the_same_salt_gives_djangos_exact_string():
+    salt = Argon2PasswordHasher().salt()
+    for password in ("a clinic password", "", "zażółć gęślą jaźń"):
+        assert LowPriorityArgon2PasswordHasher().encode(password, salt) == Argon2PasswordHasher().encode(password, salt)
+
+
+def test_older_argon2_hashes_still_verify_and_malformed_ones_fail_as_in_django():
+    import argon2
+
+    older = "argon2" + argon2.low_level.hash_secret(
+        b"pw-older", b"an older salt", time_cost=1, memory_cost=64, parallelism=2, hash_len=16,
+        type=argon2.low_level.Type.I, version=16,
+    ).decode()
+    assert older.startswith("argon2$argon2i$v=16$")
+    assert hashers._verify("pw-older", older)
+    assert not hashers._verify("pw-other", older)
+    with pytest.raises(argon2.exceptions.InvalidHashError):
+        Argon2PasswordHasher().verify("pw", "argon2$not-a-hash")
+    with pytest.raises(argon2.exceptions.InvalidHashError):
+        hashers._verify("pw", "argon2$not-a-hash")
+
+
+def most_threads_during(check) -> int:
+    """How many threads this process had at most while check() ran on a thread of its own."""
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (check(), done.set()))
+    most = 0
+    worker.start()
+    while not done.is_set():
+        most = max(most, len(os.listdir("/proc/self/task")))
+    worker.join()
+    return most
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process's threads from /proc")
+def test_a_check_computes_its_lanes_on_one_thread():
+    encoded = Argon2PasswordHasher().encode("pw-lanes", Argon2PasswordHasher().salt())
+    before = len(os.listdir("/proc/self/task"))
+    # Django's own check starts a thread per lane (8); the helper's starts none beside its own.
+    assert most_threads_during(lambda: Argon2PasswordHasher().verify("pw-lanes", encoded)) >= before + 1 + 4
+    assert most_threads_during(lambda: hashers._verify("pw-lanes", encoded)) == before + 1
 
 
 def test_the_shipped_settings_use_it_first(settings):
