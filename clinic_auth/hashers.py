@@ -31,7 +31,7 @@ argon2-cffi's low-level binding. Settings:
 PASSWORD_HASH_PROCESSES (checks at once per web worker, default 1; 0: one per core),
 PASSWORD_HASH_SCHED_IDLE (default on; off falls back to the nice value) and
 PASSWORD_HASH_NICE (added to the helper's nice value, at most 19; 0 turns it off; default 10).
-With both of the last two off, checks run on the request's own thread, as Django's hasher does.
+With both of the last two off, it is Django's hasher as it is, on the request's own thread.
 """
 
 from __future__ import annotations
@@ -198,7 +198,11 @@ class LowPriorityArgon2PasswordHasher(Argon2PasswordHasher):
     """The same "argon2" hashes as Django's hasher (either verifies the other's)."""
 
     def encode(self, password, salt):
+        if not lowers_priority():  # both settings off: Django's hasher as it is
+            return super().encode(password, salt)
         return run_low_priority(_encode, password, salt)
 
     def verify(self, password, encoded):
+        if not lowers_priority():
+            return super().verify(password, encoded)
         return run_low_priority(_verify, password, encoded)

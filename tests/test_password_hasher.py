@@ -120,6 +120,10 @@ def test_with_priority_lowering_off_checks_run_on_the_requests_own_thread(settin
     settings.PASSWORD_HASH_NICE = 0
     pid, _, _ = hashers.run_low_priority(scheduling_here)
     assert pid == os.getpid()
+    if sys.platform.startswith("linux"):  # and it is Django's check as it is, a thread per lane
+        encoded = Argon2PasswordHasher().encode("pw-off", Argon2PasswordHasher().salt())
+        before = len(os.listdir("/proc/self/task"))
+        assert most_threads_during(lambda: LowPriorityArgon2PasswordHasher().verify("pw-off", encoded)) >= before + 1 + 4
 
 
 def test_gunicorns_worker_start_starts_the_helper_only_for_this_hasher(settings, monkeypatch):
