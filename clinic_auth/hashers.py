@@ -10,8 +10,8 @@ sign-ins share what is left. A raised nice value alone was not enough: eight lan
 per check at nice 10 together still outweighed a page view's one thread. And the helper
 computes the eight lanes on one thread (the hash is the same string): while checks ran,
 eight SCHED_IDLE lane threads spread over both cores still cost a single person's page views
-15-20 % of their throughput and doubled their p99; one thread cost them nothing beyond the
-noise, and each check took about a quarter longer (`python -m bench.hash_interference`).
+15-28 % of their throughput and doubled their p99; one thread cost them at most about 5 %,
+and each check took a fifth to a third longer (`python -m bench.hash_interference`, README).
 
 A process, not a thread: a background-priority thread inside the web worker held that
 worker's GIL for the Python around each check, and when the kernel set it aside for
