@@ -50,6 +50,7 @@ import argon2
 from django.conf import settings
 from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher
 from django.utils.crypto import constant_time_compare
+from django.utils.encoding import force_bytes
 
 _pool: ProcessPoolExecutor | None = None
 _pool_pid: int | None = None
@@ -133,7 +134,7 @@ def _encode(password, salt):
     """Django's Argon2PasswordHasher.encode, the same string, its lanes computed on one thread."""
     hasher = Argon2PasswordHasher()
     params = hasher.params()
-    raw = _argon2_on_one_thread(password.encode(), salt.encode(), params)
+    raw = _argon2_on_one_thread(force_bytes(password), salt.encode(), params)
     return (
         f"{hasher.algorithm}$argon2{params.type.name.lower()}$v={params.version}"
         f"$m={params.memory_cost},t={params.time_cost},p={params.parallelism}$"
@@ -148,12 +149,14 @@ def _verify(password, encoded):
     assert algorithm == hasher.algorithm
     try:
         params = argon2.extract_parameters("$" + rest)
-    except argon2.exceptions.InvalidHashError:
-        params = None
-    if params is None or params.version != argon2.low_level.ARGON2_VERSION:
-        return hasher.verify(password, encoded)  # malformed or older than Argon2 1.3: as Django answers
-    salt, expected = (_b64decode(part) for part in rest.split("$")[-2:])
-    return constant_time_compare(_argon2_on_one_thread(password.encode(), salt, params), expected)
+        if params.version != argon2.low_level.ARGON2_VERSION:
+            raise ValueError("older than Argon2 1.3")
+        salt, expected = (_b64decode(part) for part in rest.split("$")[-2:])
+        computed = _argon2_on_one_thread(force_bytes(password), salt, params)
+    except (ValueError, argon2.exceptions.HashingError):
+        # Malformed, not canonical, or an older Argon2: whatever Django's own check answers (or raises).
+        return hasher.verify(password, encoded)
+    return constant_time_compare(computed, expected)
 
 
 def _argon2_on_one_thread(password: bytes, salt: bytes, params) -> bytes:
@@ -191,7 +194,11 @@ def _b64encode(data: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.b64decode(text + "=" * (-len(text) % 4))
+    """Only the one spelling libargon2 writes and accepts (binascii.Error, a ValueError, otherwise)."""
+    data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    if _b64encode(data) != text:
+        raise ValueError("not canonical base64")
+    return data
 
 
 class LowPriorityArgon2PasswordHasher(Argon2PasswordHasher):

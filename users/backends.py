@@ -33,7 +33,7 @@ def _user_with_clinic(User, pk):
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(columns)} FROM {user_table} LEFT OUTER JOIN {clinic_table}"
-            f" ON ({user_table}.{quote(clinic_fk.column)} = {clinic_table}.{quote(Clinic._meta.pk.column)})"
+            f" ON ({user_table}.{quote(clinic_fk.column)} = {clinic_table}.{quote(clinic_fk.target_field.column)})"
             f" WHERE {user_table}.{quote(User._meta.pk.column)} = %s",
             [User._meta.pk.get_db_prep_value(pk, connection)],
         )
@@ -43,8 +43,10 @@ def _user_with_clinic(User, pk):
     user_values = _from_db_values(connection, user_fields, row[: len(user_fields)])
     clinic_values = _from_db_values(connection, clinic_fields, row[len(user_fields):])
     user = User.from_db(using, [f.attname for f in user_fields], user_values)
-    # The related object cached, as select_related leaves it ("no clinic" too, for an operator).
-    user.clinic = None if user.clinic_id is None else Clinic.from_db(using, [f.attname for f in clinic_fields], clinic_values)
+    # The related object cached as select_related leaves it: None when the join found no clinic row.
+    joined = clinic_values[clinic_fields.index(Clinic._meta.pk)] is not None
+    clinic = Clinic.from_db(using, [f.attname for f in clinic_fields], clinic_values) if joined else None
+    clinic_fk.set_cached_value(user, clinic)
     return user
 
 
