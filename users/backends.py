@@ -17,7 +17,7 @@ class ClinicUserBackend(ModelBackend):
 
     def get_user(self, user_id):
         User = get_user_model()
-        user = _user_with_clinic(User, User._meta.pk.to_python(user_id))
+        user = _user_with_clinic(User, user_id)
         return user if user is not None and self.user_can_authenticate(user) else None
 
 
