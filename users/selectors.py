@@ -11,13 +11,14 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import is_password_usable
 from django.contrib.sessions.models import Session
 from django.core.paginator import Page, Paginator
-from django.db.models import BooleanField, Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BigIntegerField, BooleanField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
+from clinic_auth.prepared import PreparedQuery
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor import texts as twofa_texts
@@ -238,8 +239,7 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
     nor the absolute timeout has passed.
     """
     now = timezone.now()
-    live_data = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=now).values("session_data")
-    rows = UserSession.objects.filter(user=user, ended_at=None).annotate(session_data=Subquery(live_data))
+    rows = _OPEN_SESSION_ENTRIES(user_id=user.pk, now=now)
     current_hash = user.get_session_auth_hash()
     store = Session.get_session_store_class()()
     alive = []
@@ -267,6 +267,16 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
             )
         )
     return sorted(alive, key=lambda s: (not s.is_current, -s.last_active_at.timestamp()))
+
+
+def _open_session_entries(user_id, now):
+    """The user's browser-list entries not ended yet, each with its session's data while the session lives."""
+    live_data = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=now).values("session_data")
+    return UserSession.objects.filter(user_id=user_id, ended_at=None).annotate(session_data=Subquery(live_data))
+
+
+# Compiled once: My Profile lists the browsers on every view (clinic_auth.prepared).
+_OPEN_SESSION_ENTRIES = PreparedQuery(_open_session_entries, user_id=BigIntegerField(), now=DateTimeField())
 
 
 def _describe(part) -> str:

@@ -14,10 +14,12 @@ from operator import or_
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BigIntegerField, BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
+
+from clinic_auth.prepared import PreparedQuery
 
 from .models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice
 
@@ -55,7 +57,7 @@ def with_methods(users: QuerySet) -> QuerySet:
 
 
 def keys_of(user) -> QuerySet:
-    """The user's passkeys and security keys, oldest first."""
+    """The user's passkeys and security keys, oldest first (`user`: a user or a user's pk)."""
     return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at", "pk")
 
 
@@ -77,21 +79,30 @@ def sign_in_methods(user) -> SignInMethods:
 
     Two queries: the recovery-code count rides on the app's row (a scalar subquery); only a
     user with keys and no app needs a third. My Profile is half of every staff member's page
-    views, and each query here costs more CPU than PostgreSQL's work on it (`make bench`).
+    views, and building these queries through the ORM cost more CPU than PostgreSQL's work on
+    them, so they are compiled once (clinic_auth.prepared; `make bench`).
     """
-    codes = RecoveryCode.objects.filter(device__user=OuterRef("user"), device__confirmed=True)
-    app = (
-        EncryptedTOTPDevice.objects.filter(user=user, confirmed=True)
-        .annotate(recovery_codes_left=_count(codes, "device__user"))
-        .order_by("pk")
-        .first()
-    )
-    keys = list(keys_of(user))
+    apps = _APP_WITH_CODES_LEFT(user_id=user.pk)
+    app = apps[0] if apps else None
+    keys = _KEYS_OF(user_id=user.pk)
     if app is not None:
         left = app.recovery_codes_left
     else:
         left = recovery_codes_left(user) if keys else 0
     return SignInMethods(app=app, keys=keys, recovery_codes_left=left)
+
+
+def _app_with_codes_left(user_id):
+    codes = RecoveryCode.objects.filter(device__user=OuterRef("user"), device__confirmed=True)
+    return (
+        EncryptedTOTPDevice.objects.filter(user_id=user_id, confirmed=True)
+        .annotate(recovery_codes_left=_count(codes, "device__user"))
+        .order_by("pk")[:1]
+    )
+
+
+_APP_WITH_CODES_LEFT = PreparedQuery(_app_with_codes_left, user_id=BigIntegerField())
+_KEYS_OF = PreparedQuery(lambda user_id: keys_of(user_id), user_id=BigIntegerField())
 
 
 def recovery_device(user) -> RecoveryCodeDevice | None:

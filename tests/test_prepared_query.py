@@ -1,0 +1,117 @@
+"""clinic_auth.prepared.PreparedQuery: the ORM's SQL compiled once, the ORM's rows every time."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.db.models import BigIntegerField, CharField, DateTimeField, IntegerField
+from django.utils import timezone
+from django_otp_webauthn.models import WebAuthnCredential
+
+from clinic_auth.prepared import NotPreparable, PreparedQuery
+from clinic_auth.twofactor import devices
+from clinic_auth.twofactor.models import EncryptedTOTPDevice
+from users.models import User, UserSession
+
+
+def field_values(instance):
+    return {f.attname: (type(getattr(instance, f.attname)), getattr(instance, f.attname)) for f in instance._meta.concrete_fields}
+
+
+@pytest.mark.django_db
+def test_sign_in_methods_equal_the_orms_rows_field_for_field_in_two_queries(staff, enrol, django_assert_num_queries):
+    device, codes = enrol(staff)
+    for n in range(2):
+        WebAuthnCredential.objects.create(user=staff, name=f"Key {n}", confirmed=True, credential_id=bytes([n]) * 16, public_key=b"k",
+                                          sign_count=0, aaguid="00000000-0000-0000-0000-000000000000")
+    with django_assert_num_queries(2):
+        methods = devices.sign_in_methods(staff)
+    orm_app = EncryptedTOTPDevice.objects.get(pk=device.pk)
+    assert field_values(methods.app) == field_values(orm_app)
+    assert methods.recovery_codes_left == len(codes) == 10
+    assert [field_values(k) for k in methods.keys] == [field_values(k) for k in devices.keys_of(staff)]
+    assert [k.name for k in methods.keys] == ["Key 0", "Key 1"]
+    assert not methods.app._state.adding and methods.app._state.db == "default"
+    methods.app.name = "Renamed"
+    methods.app.save()  # a row the ORM can save back, as one it loaded itself
+    assert EncryptedTOTPDevice.objects.get(pk=device.pk).name == "Renamed"
+
+
+@pytest.mark.django_db
+def test_each_call_runs_with_its_own_values_and_the_queryset_is_built_only_to_compile(user_factory):
+    first, second = user_factory(), user_factory()
+    built = []
+
+    def build(user_id):
+        built.append(user_id)
+        return User.objects.filter(pk=user_id)
+
+    by_pk = PreparedQuery(build, user_id=BigIntegerField())
+    assert [u.username for u in by_pk(user_id=first.pk)] == [first.username]
+    assert [u.username for u in by_pk(user_id=second.pk)] == [second.username]
+    assert by_pk(user_id=second.pk + 1000) == []
+    assert len(built) == 2  # the two samples of the one compilation, never a real value
+    assert first.pk not in built and second.pk not in built
+
+
+@pytest.mark.django_db
+def test_a_datetime_argument_is_prepared_as_the_orm_prepares_it(staff):
+    now = timezone.now()
+    for key, expires in (("live-session-key", now + timedelta(hours=1)), ("dead-session-key", now - timedelta(seconds=1))):
+        Session.objects.create(session_key=key, session_data="x", expire_date=expires)
+        UserSession.objects.create(user=staff, session_key=key)
+    live = PreparedQuery(
+        lambda user_id, now: Session.objects.filter(
+            session_key__in=UserSession.objects.filter(user_id=user_id).values("session_key"), expire_date__gt=now
+        ),
+        user_id=BigIntegerField(),
+        now=DateTimeField(),
+    )
+    assert [s.session_key for s in live(user_id=staff.pk, now=now)] == ["live-session-key"]
+    assert live(user_id=staff.pk, now=now + timedelta(hours=2)) == []
+    assert sorted(s.session_key for s in live(user_id=staff.pk, now=now - timedelta(hours=1))) == ["dead-session-key", "live-session-key"]
+
+
+@pytest.mark.django_db
+def test_annotations_come_back_as_attributes(staff):
+    from django.db.models import Value
+
+    named = PreparedQuery(lambda username: User.objects.filter(username=username).annotate(label=Value("hello")),
+                          username=CharField())
+    (user,) = named(username=staff.username)
+    assert user.pk == staff.pk and user.label == "hello"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "build, arguments, refusal",
+    [
+        # An IN list as long as the value's last digit: its SQL has that many placeholders.
+        (lambda n: User.objects.filter(pk__in=range(abs(n) % 10 + 1)), {"n": IntegerField()}, "SQL changes"),
+        (lambda user_id, other: User.objects.filter(pk=user_id), {"user_id": BigIntegerField(), "other": BigIntegerField()},
+         "never used"),
+        (lambda user_id: User.objects.select_related("clinic").filter(pk=user_id), {"user_id": BigIntegerField()}, "select_related"),
+    ],
+    ids=["sql-depends-on-value", "unused-argument", "select-related"],
+)
+def test_a_queryset_that_cannot_be_compiled_once_is_refused(build, arguments, refusal):
+    query = PreparedQuery(build, **arguments)
+    with pytest.raises(NotPreparable, match=refusal):
+        query(**{name: 1 for name in arguments})
+
+
+@pytest.mark.django_db
+def test_wrong_argument_names_are_a_type_error(staff):
+    by_pk = PreparedQuery(lambda user_id: User.objects.filter(pk=user_id), user_id=BigIntegerField())
+    with pytest.raises(TypeError):
+        by_pk(pk=staff.pk)
+
+
+@pytest.mark.django_db
+def test_a_settings_change_forgets_the_compiled_sql(staff, settings):
+    by_pk = PreparedQuery(lambda user_id: User.objects.filter(pk=user_id), user_id=BigIntegerField())
+    by_pk(user_id=staff.pk)
+    assert by_pk._compiled
+    settings.USE_TZ = settings.USE_TZ  # any override sends setting_changed
+    assert not by_pk._compiled
+    assert [u.pk for u in by_pk(user_id=staff.pk)] == [staff.pk]
