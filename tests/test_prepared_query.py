@@ -115,3 +115,19 @@ def test_a_settings_change_forgets_the_compiled_sql(staff, settings):
     settings.USE_TZ = settings.USE_TZ  # any override sends setting_changed
     assert not by_pk._compiled
     assert [u.pk for u in by_pk(user_id=staff.pk)] == [staff.pk]
+
+
+@pytest.mark.django_db
+def test_methods_available_on_the_code_page_in_one_query(user_factory, enrol, django_assert_num_queries):
+    nothing, app_only, keys_only = user_factory(), user_factory(), user_factory()
+    enrol(app_only)
+    WebAuthnCredential.objects.create(user=keys_only, name="Key", confirmed=True, credential_id=b"\x07" * 16, public_key=b"k",
+                                      sign_count=0, aaguid="00000000-0000-0000-0000-000000000000")
+    WebAuthnCredential.objects.create(user=nothing, name="Unconfirmed", confirmed=False, credential_id=b"\x08" * 16,
+                                      public_key=b"k", sign_count=0, aaguid="00000000-0000-0000-0000-000000000000")
+    expected = {nothing: (False, False), app_only: (True, False), keys_only: (False, True)}
+    for user, (has_app, has_keys) in expected.items():
+        with django_assert_num_queries(1):
+            methods = devices.methods_available(user)
+        assert (methods.has_app, methods.has_keys) == (has_app, has_keys)
+        assert methods.has_app is has_app and methods.has_keys is has_keys

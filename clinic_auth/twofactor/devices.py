@@ -105,6 +105,38 @@ _APP_WITH_CODES_LEFT = PreparedQuery(_app_with_codes_left, user_id=BigIntegerFie
 _KEYS_OF = PreparedQuery(lambda user_id: keys_of(user_id), user_id=BigIntegerField())
 
 
+@dataclass(frozen=True)
+class MethodsAvailable:
+    """Which ways the sign-in code page offers besides recovery codes."""
+
+    has_app: bool
+    has_keys: bool
+
+
+def methods_available(user) -> MethodsAvailable:
+    """One query, compiled once: a code-guessing attacker has this page rendered many times a second."""
+    (row,) = _METHODS_AVAILABLE(user_id=user.pk) or [None]
+    if row is None:
+        return MethodsAvailable(has_app=False, has_keys=False)
+    # Raw rows keep the database's own values: SQLite gives EXISTS as 0 or 1.
+    return MethodsAvailable(has_app=bool(row.has_app), has_keys=bool(row.has_keys))
+
+
+def _methods_available(user_id):
+    return (
+        get_user_model()
+        .objects.filter(pk=user_id)
+        .only("pk")
+        .annotate(
+            has_app=Exists(EncryptedTOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+            has_keys=Exists(WebAuthnCredential.objects.filter(user=OuterRef("pk"), confirmed=True)),
+        )
+    )
+
+
+_METHODS_AVAILABLE = PreparedQuery(_methods_available, user_id=BigIntegerField())
+
+
 def recovery_device(user) -> RecoveryCodeDevice | None:
     return RecoveryCodeDevice.objects.filter(user=user, confirmed=True).first()
 

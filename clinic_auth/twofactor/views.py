@@ -87,13 +87,13 @@ class ChallengeView(View):
         return self.render(form)
 
     def render(self, form):
-        user = self.request.user
+        methods = devices.methods_available(self.request.user)
         context = {
             "form": form,
             "recovery": self.use_recovery(),
             "next": safe_next(self.request),
-            "has_keys": devices.keys_of(user).exists(),
-            "has_app": devices.confirmed_totp_device(user) is not None,
+            "has_keys": methods.has_keys,
+            "has_app": methods.has_app,
         }
         return render(self.request, self.template_name, context)
 
