@@ -28,6 +28,7 @@ from datetime import timezone as dt_timezone
 from django.core.signals import setting_changed
 from django.db import connections, models, router
 from django.db.models import QuerySet
+from django.db.transaction import TransactionManagementError
 
 _instances: weakref.WeakSet[PreparedQuery] = weakref.WeakSet()
 
@@ -41,6 +42,7 @@ class PreparedQuery:
         self._build = build
         self._arguments = arguments
         self._model: type[models.Model] | None = None
+        self._locks_rows = False
         self._compiled: dict[str, tuple[str, list, dict[int, str]]] = {}
         self._lock = threading.Lock()
         _instances.add(self)
@@ -50,6 +52,9 @@ class PreparedQuery:
             raise TypeError(f"expected the arguments {sorted(self._arguments)}, got {sorted(values)}")
         model, using, sql, constants, slots = self._compile()
         connection = connections[using]
+        if self._locks_rows and connection.features.has_select_for_update and connection.get_autocommit():
+            # As the ORM refuses it: outside a transaction the lock would end with the statement.
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(constants)
         for position, name in slots.items():
             params[position] = self._arguments[name].get_db_prep_value(values[name], connection)
@@ -62,6 +67,7 @@ class PreparedQuery:
             with self._lock:
                 queryset = self._build(**_samples(self._arguments, 0))
                 self._model, using = queryset.model, queryset.db
+                self._locks_rows = queryset.query.select_for_update
                 compiled = self._compiled.get(using) or self._compile_for(queryset, using)
                 self._compiled[using] = compiled
         sql, constants, slots = compiled

@@ -131,3 +131,24 @@ def test_methods_available_on_the_code_page_in_one_query(user_factory, enrol, dj
             methods = devices.methods_available(user)
         assert (methods.has_app, methods.has_keys) == (has_app, has_keys)
         assert methods.has_app is has_app and methods.has_keys is has_keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_query_outside_a_transaction_is_refused_as_the_orm_refuses_it(staff):
+    from django.db import connection, transaction
+    from django.db.transaction import TransactionManagementError
+
+    locked = PreparedQuery(lambda user_id: User.objects.select_for_update().filter(pk=user_id), user_id=BigIntegerField())
+
+    def refused(run) -> bool:
+        try:
+            run()
+        except TransactionManagementError:
+            return True
+        return False
+
+    with transaction.atomic():
+        assert [u.pk for u in locked(user_id=staff.pk)] == [staff.pk]
+    orm_refuses = refused(lambda: list(User.objects.select_for_update().filter(pk=staff.pk)))
+    assert orm_refuses == connection.features.has_select_for_update  # PostgreSQL refuses; SQLite has no row locks
+    assert refused(lambda: locked(user_id=staff.pk)) == orm_refuses

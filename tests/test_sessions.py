@@ -145,7 +145,7 @@ def test_the_code_step_costs_seven_statements(client, staff, enrol, login):
     assert statements == [
         'SELECT "session_data"',
         'SELECT "users_user"."id",',
-        "SELECT 1",
+        'SELECT "users_user"."id"',  # the user's row, locked: its key alone
         'SELECT "twofactor_encryptedtotpdevice"."id",',
         'UPDATE "twofactor_encryptedtotpdevice"',
         'UPDATE "users_user"',
@@ -154,7 +154,7 @@ def test_the_code_step_costs_seven_statements(client, staff, enrol, login):
     rename_sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]][-1]
     if connection.vendor == "postgresql":
         assert 'UPDATE "django_session"' in rename_sql and 'UPDATE "users_usersession"' in rename_sql
-    user_lock = next(q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT 1"))
+    user_lock = next(q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "users_user"."id" FROM'))
     device_select = next(q["sql"] for q in queries.captured_queries if "twofactor_encryptedtotpdevice" in q["sql"])
     for lock in (user_lock, device_select):  # user first, then device: the order every 2FA change uses
         assert "FOR UPDATE" in lock or connection.vendor == "sqlite"  # SQLite: BEGIN IMMEDIATE

