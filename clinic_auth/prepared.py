@@ -11,10 +11,15 @@ into models with the ORM's own converters and `Model.from_db`; annotations becom
 
 Each argument is declared with the model field whose type it has; its values are prepared for
 the database as that field prepares them. Where each one goes in the SQL's parameters is found
-by compiling the queryset twice with different sample values: a position that changes with an
-argument is that argument's, every other position must stay the same (a constant of the query).
-A queryset whose SQL depends on the values themselves (say, an `__in` list of varying length)
-is refused when it is first compiled, as is one that uses an argument nowhere.
+by compiling the queryset once more per argument with only that argument's sample value changed:
+exactly the positions that change are that argument's, and each must hold the value as the field
+prepares it (a value the query transforms, a date taken from a datetime say, is refused); every
+other position is a constant of the query. A queryset whose SQL depends on the values themselves
+(an `__in` list of varying length) is refused when it is first compiled, as are an argument used
+nowhere, and what raw() cannot give back as the queryset would (values(), select_related,
+prefetch_related, none(), an annotation named as a column). Values the queryset captures when it
+is built (timezone.now() inside the builder, the active time zone) stay as they were then: pass
+them as arguments.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import connections, models, router
 from django.db.models import QuerySet
+from django.db.models.query import ModelIterable
 from django.db.transaction import TransactionManagementError
 
 _instances: weakref.WeakSet[PreparedQuery] = weakref.WeakSet()
@@ -52,7 +59,8 @@ class PreparedQuery:
             raise TypeError(f"expected the arguments {sorted(self._arguments)}, got {sorted(values)}")
         model, using, sql, constants, slots = self._compile()
         connection = connections[using]
-        if self._locks_rows and connection.features.has_select_for_update and connection.get_autocommit():
+        features = connection.features
+        if self._locks_rows and features.has_select_for_update and features.supports_transactions and connection.get_autocommit():
             # As the ORM refuses it: outside a transaction the lock would end with the statement.
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(constants)
@@ -61,62 +69,92 @@ class PreparedQuery:
         return list(model._default_manager.db_manager(using).raw(sql, params))
 
     def _compile(self):
-        using = router.db_for_read(self._model) if self._model is not None else None
+        using = self._database(self._model) if self._model is not None else None
         compiled = self._compiled.get(using)
         if compiled is None:
             with self._lock:
-                queryset = self._build(**_samples(self._arguments, 0))
-                self._model, using = queryset.model, queryset.db
-                self._locks_rows = queryset.query.select_for_update
+                queryset = self._build(**_samples(self._arguments, {}))
+                self._model, self._locks_rows = queryset.model, queryset.query.select_for_update
+                using = queryset.db
                 compiled = self._compiled.get(using) or self._compile_for(queryset, using)
                 self._compiled[using] = compiled
         sql, constants, slots = compiled
         return self._model, using, sql, constants, slots
 
+    def _database(self, model) -> str:
+        # As QuerySet.db chooses: a locking read goes where writes go.
+        return router.db_for_write(model) if self._locks_rows else router.db_for_read(model)
+
     def _compile_for(self, queryset: QuerySet, using: str):
-        if queryset.query.select_related:
-            raise NotPreparable("select_related is not supported: raw() builds one model per row")
-        if using != router.db_for_read(queryset.model):
-            raise NotPreparable("the queryset must read from the router's database for its model")
+        _refuse_unsupported(queryset)
+        if using != self._database(queryset.model):
+            raise NotPreparable("the queryset must use the router's database for its model (no .using())")
         connection = connections[using]
-        first_sql, first = queryset.query.get_compiler(using=using).as_sql()
-        other_samples = _samples(self._arguments, 1)
-        other_sql, other = self._build(**other_samples).query.get_compiler(using=using).as_sql()
-        if first_sql != other_sql or len(first) != len(other):
-            raise NotPreparable("the SQL changes with the arguments' values")
-        expected = {
-            name: tuple(field.get_db_prep_value(samples[name], connection) for samples in (_samples(self._arguments, 0), other_samples))
-            for name, field in self._arguments.items()
-        }
+        base_samples = _samples(self._arguments, {})
+        base_sql, base = queryset.query.get_compiler(using=using).as_sql()
         slots = {}
-        for position, pair in enumerate(zip(first, other)):
-            if pair[0] == pair[1]:
-                continue
-            names = [name for name, sample_pair in expected.items() if sample_pair == pair]
-            if len(names) != 1:
-                raise NotPreparable(f"parameter {position} changes with the values but matches no single argument")
-            slots[position] = names[0]
-        unused = set(self._arguments) - set(slots.values())
-        if unused:
-            raise NotPreparable(f"arguments never used in the SQL: {sorted(unused)}")
-        return first_sql, list(first), slots
+        # One argument changed at a time: exactly its own positions may change, and each of them
+        # must hold its value as the field prepares it, in both compilations. A value the query
+        # transforms (a date taken from a datetime, a lower-cased text, an offset) matches nowhere.
+        for name, field in self._arguments.items():
+            changed_samples = _samples(self._arguments, {name})
+            sql, params = self._build(**changed_samples).query.get_compiler(using=using).as_sql()
+            if sql != base_sql or len(params) != len(base):
+                raise NotPreparable("the SQL changes with the arguments' values")
+            before = field.get_db_prep_value(base_samples[name], connection)
+            after = field.get_db_prep_value(changed_samples[name], connection)
+            changed = [position for position, pair in enumerate(zip(base, params)) if pair[0] != pair[1]]
+            if not changed:
+                raise NotPreparable(f"the argument {name!r} is never used in the SQL as it is given")
+            for position in changed:
+                if (base[position], params[position]) != (before, after):
+                    raise NotPreparable(f"parameter {position} changes with {name!r} but is not its value as given")
+                if position in slots:
+                    raise NotPreparable(f"parameter {position} changes with both {slots[position]!r} and {name!r}")
+                slots[position] = name
+        return base_sql, list(base), slots
 
     def clear(self) -> None:
         with self._lock:
             self._compiled.clear()
 
 
-def _samples(arguments: dict[str, models.Field], variant: int) -> dict:
-    """Values no real row has, distinct per argument and per variant."""
+def _refuse_unsupported(queryset: QuerySet) -> None:
+    """What raw() cannot give back as the queryset would."""
+    query = queryset.query
+    if queryset._iterable_class is not ModelIterable:
+        raise NotPreparable("values() and values_list() are not supported: raw() builds models")
+    if query.select_related:
+        raise NotPreparable("select_related is not supported: raw() builds one model per row")
+    if queryset._prefetch_related_lookups:
+        raise NotPreparable("prefetch_related is not supported")
+    if query.is_empty():
+        raise NotPreparable("an empty queryset (none()) has no SQL")
+    columns = {field.column for field in queryset.model._meta.concrete_fields}
+    clashes = columns & set(query.annotation_select)
+    if clashes:
+        raise NotPreparable(f"annotations named as a column would be read as that column: {sorted(clashes)}")
+
+
+# Two values per type, far apart and different in every part (year to microsecond, digits, case and
+# spaces), so that no transformation of one looks like the other. Offset per argument.
+_SAMPLE_DATETIMES = (datetime(1901, 2, 3, 4, 5, 6, 70809), datetime(1987, 11, 23, 17, 43, 29, 517263))
+_SAMPLE_INTEGERS = (-987_654_321, -123_456_789)
+_SAMPLE_TEXTS = ("Prepared Query Sample A", "preparedquerysample b")
+
+
+def _samples(arguments: dict[str, models.Field], changed: set[str]) -> dict:
+    """A value per argument that no real row has: the second of its pair for those in `changed`."""
     samples = {}
     for index, (name, field) in enumerate(arguments.items()):
-        n = 2 * index + variant
+        variant = 1 if name in changed else 0
         if isinstance(field, models.DateTimeField):
-            samples[name] = datetime(1901, 2, 3, tzinfo=dt_timezone.utc) + timedelta(seconds=n + 1)
+            value = _SAMPLE_DATETIMES[variant] + timedelta(days=400 * index)
+            samples[name] = value.replace(tzinfo=dt_timezone.utc) if settings.USE_TZ else value
         elif isinstance(field, models.IntegerField):
-            samples[name] = -987_654_000 - n
+            samples[name] = _SAMPLE_INTEGERS[variant] - 1_000 * index
         elif isinstance(field, models.CharField):
-            samples[name] = f"prepared-query-sample-{n}"
+            samples[name] = f"{_SAMPLE_TEXTS[variant]} {index}"
         else:
             raise NotPreparable(f"no sample values for a {type(field).__name__} argument")
     return samples

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.db.models import BigIntegerField, CharField, DateTimeField, IntegerField
+from django.db.models import BigIntegerField, CharField, DateTimeField, IntegerField, Value
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 
@@ -74,7 +74,6 @@ def test_a_datetime_argument_is_prepared_as_the_orm_prepares_it(staff):
 
 @pytest.mark.django_db
 def test_annotations_come_back_as_attributes(staff):
-    from django.db.models import Value
 
     named = PreparedQuery(lambda username: User.objects.filter(username=username).annotate(label=Value("hello")),
                           username=CharField())
@@ -152,3 +151,25 @@ def test_a_locking_query_outside_a_transaction_is_refused_as_the_orm_refuses_it(
     orm_refuses = refused(lambda: list(User.objects.select_for_update().filter(pk=staff.pk)))
     assert orm_refuses == connection.features.has_select_for_update  # PostgreSQL refuses; SQLite has no row locks
     assert refused(lambda: locked(user_id=staff.pk)) == orm_refuses
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "build, arguments, refusal",
+    [
+        # The day of a datetime: a parameter that changes with `now` but is not `now`.
+        (lambda now: User.objects.filter(date_joined__date=now.date()), {"now": DateTimeField()}, "not its value as given"),
+        (lambda user_id: User.objects.filter(pk=user_id - 2), {"user_id": BigIntegerField()}, "not its value as given"),
+        (lambda name: User.objects.filter(username=name.lower()), {"name": CharField()}, "not its value as given"),
+        (lambda user_id: User.objects.filter(pk=user_id).values("pk"), {"user_id": BigIntegerField()}, "values"),
+        (lambda user_id: User.objects.filter(pk=user_id).prefetch_related("signed_in_sessions"), {"user_id": BigIntegerField()},
+         "prefetch_related"),
+        (lambda user_id: User.objects.none().filter(pk=user_id), {"user_id": BigIntegerField()}, "empty"),
+    ],
+    ids=["date-of-a-datetime", "offset", "lower-cased", "values", "prefetch", "none"],
+)
+def test_a_queryset_raw_would_answer_differently_is_refused(build, arguments, refusal):
+    query = PreparedQuery(build, **arguments)
+    samples = {"now": timezone.now(), "user_id": 1, "name": "Someone"}
+    with pytest.raises(NotPreparable, match=refusal):
+        query(**{name: samples[name] for name in arguments})
