@@ -49,6 +49,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    global WAIT_FOR_QUIET
+    WAIT_FOR_QUIET = not args.smoke  # the smoke test checks the code, not the numbers
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = {
@@ -119,6 +121,7 @@ def main(argv=None) -> int:
             sqlite_file.unlink(missing_ok=True)
     results["total_seconds"] = round(time.monotonic() - started, 1)
     results["load_average_before_each_part"] = LOAD_BEFORE
+    results["quiet_machine_before_each_part"] = QUIET_BEFORE
     results["seconds_of_each_part"] = part_seconds()
     results["targets"] = targets(results)
     common.write_json(args.out, results)
@@ -133,11 +136,31 @@ LOAD_BEFORE: dict[str, float] = {}
 STARTED: dict[str, float] = {}
 
 
+QUIET_BEFORE: dict[str, dict] = {}
+WAIT_FOR_QUIET = True
+
+
 def step(title: str) -> None:
-    """Announce a part, noting the 1-minute load average: other work on the machine skews wall-clock figures."""
+    """Announce a part, once the machine is quiet, noting the 1-minute load average: other work on the
+    machine skews wall-clock figures."""
+    QUIET_BEFORE[title] = wait_for_quiet_machine() if WAIT_FOR_QUIET else {}
     LOAD_BEFORE[title] = round(os.getloadavg()[0], 2)
     STARTED[title] = time.monotonic()
-    print(f"== {title} (load average {LOAD_BEFORE[title]})", file=sys.stderr, flush=True)
+    print(f"== {title} (load average {LOAD_BEFORE[title]}; {QUIET_BEFORE[title]})", file=sys.stderr, flush=True)
+
+
+def wait_for_quiet_machine(*, busy_below: float = 0.15, longest: float = 20.0) -> dict:
+    """Wait (at most `longest` seconds) until the machine was less than `busy_below` busy for a whole second:
+    what the last part started (PostgreSQL's autovacuum and checkpoints after its writes, servers still
+    shutting down) would otherwise run during the next one. The 1-minute load average lags by minutes."""
+    started = time.monotonic()
+    while True:
+        before = common.system_cpu_ticks()
+        time.sleep(1)
+        busy = common.busy_fraction(before, common.system_cpu_ticks())
+        waited = time.monotonic() - started
+        if busy < busy_below or waited >= longest:
+            return {"waited_s": round(waited, 1), "busy_last_second": busy}
 
 
 def part_seconds() -> dict[str, float]:
@@ -225,7 +248,11 @@ def render(r: dict) -> str:
         + "; ".join(f"{k}: {v} s" for k, v in r.get("seconds_of_each_part", {}).items())
         + "). 1-minute load average before each part: "
         + "; ".join(f"{k}: {v}" for k, v in r["load_average_before_each_part"].items())
-        + " (above ~0.5, other work was running and wall-clock figures are pessimistic).",
+        + " (above ~0.5, other work was running and wall-clock figures are pessimistic)."
+        + ("" if not any(r.get("quiet_machine_before_each_part", {}).values()) else
+           " Before each part the bench waited (at most 20 s) for a second in which the machine was under 15 % busy: "
+           + "; ".join(f"{k}: {v['waited_s']} s, last second {round(v['busy_last_second'] * 100)} % busy"
+                       for k, v in r["quiet_machine_before_each_part"].items() if v) + "."),
         "",
     ]
     enf = r["enforcement"]
