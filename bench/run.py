@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     global WAIT_FOR_QUIET
-    WAIT_FOR_QUIET = not args.smoke  # the smoke test checks the code, not the numbers
+    WAIT_FOR_QUIET = not (args.smoke or args.quick)  # the smoke test checks the code; --quick is a trial (< 2 min)
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = {
