@@ -64,8 +64,7 @@ def _lock_user(user) -> None:
     _USER_ROW_LOCKED(user_id=user.pk)
 
 
-# Compiled once (clinic_auth.prepared): every sign-in code runs these two, and building them
-# through the ORM cost more CPU than the rest of the check.
+# Compiled once (clinic_auth.prepared): every sign-in code and every 2FA change takes this lock.
 _USER_ROW_LOCKED = PreparedQuery(
     lambda user_id: get_user_model().objects.select_for_update().filter(pk=user_id).only("pk"), user_id=BigIntegerField()
 )
@@ -98,13 +97,6 @@ def _record_if_now_locked(device, *, user, ip_address: str | None) -> None:
 
 
 CODE_MODELS = {"totp": EncryptedTOTPDevice, "recovery": RecoveryCodeDevice, "signin": AdminIssuedCodeDevice}
-_DEVICE_LOCKED = {
-    kind: PreparedQuery(
-        lambda user_id, model=model: model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("pk")[:1],
-        user_id=BigIntegerField(),
-    )
-    for kind, model in CODE_MODELS.items()
-}
 
 
 def code_verify(*, user, kind: str, token: str, ip_address: str | None):
@@ -133,7 +125,7 @@ def _check_code(*, user, kind: str, token: str, ip_address: str | None, complete
             # last_login is written in this transaction: take the user row first, in the order every
             # other 2FA change takes it (user, then devices), or the two could deadlock.
             _lock_user(user)
-        (device,) = _DEVICE_LOCKED[kind](user_id=user.pk) or [None]
+        device = devices.confirmed_device_for_update(CODE_MODELS[kind], user)
         if device is None:
             raise CodeInvalid(kind)
         refusal = _lockout_reason(device)
