@@ -73,7 +73,7 @@ class PreparedQuery:
         compiled = self._compiled.get(using)
         if compiled is None:
             with self._lock:
-                queryset = self._build(**_samples(self._arguments, {}))
+                queryset = self._build(**_samples(self._arguments, set()))
                 self._model, self._locks_rows = queryset.model, queryset.query.select_for_update
                 using = queryset.db
                 compiled = self._compiled.get(using) or self._compile_for(queryset, using)
@@ -90,7 +90,7 @@ class PreparedQuery:
         if using != self._database(queryset.model):
             raise NotPreparable("the queryset must use the router's database for its model (no .using())")
         connection = connections[using]
-        base_samples = _samples(self._arguments, {})
+        base_samples = _samples(self._arguments, set())
         base_sql, base = queryset.query.get_compiler(using=using).as_sql()
         slots = {}
         # One argument changed at a time: exactly its own positions may change, and each of them

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import reduce
+from functools import cache, reduce
 from operator import or_
 
 from django.conf import settings
@@ -143,20 +143,16 @@ def confirmed_device_for_update(model, user):
     Compiled once (clinic_auth.prepared): every sign-in code runs it, and building it through the
     ORM cost more CPU than the rest of the check.
     """
-    query = _DEVICE_FOR_UPDATE.get(model)
-    if query is None:
-        query = _DEVICE_FOR_UPDATE.setdefault(
-            model,
-            PreparedQuery(
-                lambda user_id: model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("pk")[:1],
-                user_id=BigIntegerField(),
-            ),
-        )
-    (device,) = query(user_id=user.pk) or [None]
+    (device,) = _device_for_update_query(model)(user_id=user.pk) or [None]
     return device
 
 
-_DEVICE_FOR_UPDATE: dict[type, PreparedQuery] = {}
+@cache
+def _device_for_update_query(model) -> PreparedQuery:
+    return PreparedQuery(
+        lambda user_id: model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("pk")[:1],
+        user_id=BigIntegerField(),
+    )
 
 
 def recovery_device(user) -> RecoveryCodeDevice | None:
