@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "users.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "users.middleware.SignedOutReasonMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -199,7 +199,12 @@ CLINICAUTH_CODE_HARD_LOCK_FAILURES = 50
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
-USE_I18N = True
+# One language. Every text still goes through gettext, but with translation off it comes back as
+# written, without a look-up of the active language per call (My Profile makes some 80 such calls).
+# Django's own en-GB catalogue holds the same text as its source, and dates still take en-GB formats
+# (get_language() is LANGUAGE_CODE). Measured with callgrind, instructions per request: My Profile
+# 17.3M -> 13.9M, Home 6.23M -> 6.02M (issue 16). Turn it on with the second language.
+USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"

