@@ -180,3 +180,48 @@ def test_anonymous_requests_are_left_to_the_login_requirement(client):
     response = client.get("/admin/", follow=True)
     assert response.status_code == 200
     assert response.request["PATH_INFO"] == reverse("login")  # our sign-in, not the admin's own form
+
+
+@pytest.mark.django_db
+def test_request_user_is_the_user_itself_once_read_and_loaded_once(client, staff, django_assert_num_queries):
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+    from django.utils.functional import LazyObject
+
+    from users.middleware import AuthenticationMiddleware
+
+    client.force_login(staff)
+    request = RequestFactory().get("/")
+    request.session = client.session
+    AuthenticationMiddleware(lambda r: None).process_request(request)
+    assert isinstance(request.user, LazyObject)  # nothing loaded until something asks
+    with django_assert_num_queries(2):  # the session, then the user with their clinic
+        assert request.user.is_authenticated
+        assert request.user.pk == staff.pk and request.user.clinic.name == staff.clinic.name
+    assert type(request.user) is type(staff) and request.user.pk == staff.pk
+
+    anonymous = RequestFactory().get("/")
+    anonymous.session = client.session.__class__()
+    AuthenticationMiddleware(lambda r: None).process_request(anonymous)
+    assert not anonymous.user.is_authenticated
+    assert isinstance(anonymous.user, AnonymousUser)
+
+
+@pytest.mark.django_db
+def test_the_2fa_gate_sees_the_user_itself_and_pages_render_it(client, staff):
+    client.force_login(staff)
+    response = client.get(reverse("profile"))
+    assert response.status_code == 200
+    assert type(response.wsgi_request.user) is type(staff)
+    assert staff.username.encode() in response.content
+
+
+def test_the_middleware_check_accepts_a_subclass_of_djangos_authentication_middleware(settings):
+    from clinic_auth.twofactor.checks import check_middleware
+
+    assert "users.middleware.AuthenticationMiddleware" in settings.MIDDLEWARE
+    assert check_middleware(None) == []
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != "users.middleware.AuthenticationMiddleware"]
+    assert [e.id for e in check_middleware(None)] == ["twofactor.E001"]
+    settings.MIDDLEWARE = ["django.contrib.auth.middleware.AuthenticationMiddleware", *settings.MIDDLEWARE]
+    assert check_middleware(None) == []
