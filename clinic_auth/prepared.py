@@ -5,9 +5,10 @@ lookups that My Profile runs on every view, that costs several times what the da
 1.6 ms of CPU for the authenticator app's row against 0.09 ms to run its SQL (issue 16, measured
 in-process on a 2-core machine; the page as a whole took 7.6 ms, Home 1.8). A PreparedQuery
 builds its queryset with the ORM, so the SQL is exactly Django's, compiles it once per database,
-and then runs that SQL with each call's values through `Manager.raw()`, which turns the rows
-into models with the ORM's own converters and `Model.from_db`; annotations become attributes
-(as raw values: use them for numbers and text).
+and then runs that SQL with each call's values, turning the rows into models as `Manager.raw()`
+would: by column name, through the ORM's own converters and `Model.from_db`; annotations become
+attributes (as raw values: use them for numbers and text). How a statement's columns map onto the
+model is worked out once per database connection (`model_reader`), not again for every call.
 
 Each argument is declared with the model field whose type it has; its values are prepared for
 the database as that field prepares them. Where each one goes in the SQL's parameters is found
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -66,7 +67,11 @@ class PreparedQuery:
         params = list(constants)
         for position, name in slots.items():
             params[position] = self._arguments[name].get_db_prep_value(values[name], connection)
-        return list(model._default_manager.db_manager(using).raw(sql, params))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+            read = model_reader(connection, model, tuple(column[0] for column in cursor.description))
+        return [read(row) for row in rows]
 
     def _compile(self):
         using = self._database(self._model) if self._model is not None else None
@@ -119,6 +124,57 @@ class PreparedQuery:
             self._compiled.clear()
 
 
+# Per connection (each thread has its own): {(model, column names): reader}. Forgotten with the connection.
+_readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def model_reader(connection, model: type[models.Model], columns: Sequence[str]) -> Callable[[Sequence], models.Model]:
+    """A function that makes a row of these columns into a `model` instance as `Manager.raw()` does:
+    columns named as the model's fields become the instance (through the ORM's converters for this
+    database and `Model.from_db`), any other column an attribute holding its raw value. Built once
+    per connection, model and columns."""
+    cache = _readers.setdefault(connection, {})
+    key = (model, tuple(columns))
+    reader = cache.get(key)
+    if reader is None:
+        reader = cache[key] = _build_reader(connection, model, key[1])
+    return reader
+
+
+def _build_reader(connection, model, columns):
+    to_column = connection.introspection.identifier_converter
+    positions = {column: position for position, column in enumerate(columns)}
+    fields = [field for field in model._meta.fields if to_column(field.column) in positions]
+    if model._meta.pk not in fields:
+        raise NotPreparable("the statement must select the primary key")
+    field_positions = [positions[to_column(field.column)] for field in fields]
+    names = [field.attname for field in fields]
+    known = {to_column(field.column) for field in model._meta.fields}
+    extras = [(column, position) for position, column in enumerate(columns) if column not in known]
+    converters = []
+    for field, position in zip(fields, field_positions):
+        expression = field.get_col(model._meta.db_table)
+        functions = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if functions:
+            converters.append((position, functions, expression))
+    using = connection.alias
+
+    def read(row):
+        if converters:
+            row = list(row)
+            for position, functions, expression in converters:
+                value = row[position]
+                for convert in functions:
+                    value = convert(value, expression, connection)
+                row[position] = value
+        instance = model.from_db(using, names, [row[position] for position in field_positions])
+        for column, position in extras:
+            setattr(instance, column, row[position])
+        return instance
+
+    return read
+
+
 def _refuse_unsupported(queryset: QuerySet) -> None:
     """What raw() cannot give back as the queryset would."""
     query = queryset.query
@@ -161,9 +217,10 @@ def _samples(arguments: dict[str, models.Field], changed: set[str]) -> dict:
 
 
 def _forget_compiled(**kwargs) -> None:
-    # A test that overrides settings (USE_TZ, DATABASES) may change the SQL or its parameters.
+    # A test that overrides settings (USE_TZ, DATABASES) may change the SQL, its parameters or the converters.
     for query in list(_instances):
         query.clear()
+    _readers.clear()
 
 
 setting_changed.connect(_forget_compiled)

@@ -173,3 +173,30 @@ def test_a_queryset_raw_would_answer_differently_is_refused(build, arguments, re
     samples = {"now": timezone.now(), "user_id": 1, "name": "Someone"}
     with pytest.raises(NotPreparable, match=refusal):
         query(**{name: samples[name] for name in arguments})
+
+
+@pytest.mark.django_db
+def test_model_reader_makes_rows_as_raw_does_and_is_built_once_per_connection(staff, settings):
+    from django.db import connections
+
+    from clinic_auth import prepared
+
+    connection = connections["default"]
+    columns = ("id", "username", "last_login", "is_active", "twofa_enrolled", "extra_column")
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT "id", "username", "last_login", "is_active", "twofa_enrolled", 42 AS "extra_column" '
+                       'FROM "users_user" WHERE "id" = %s', [staff.pk])
+        row = cursor.fetchone()
+    read = prepared.model_reader(connection, User, columns)
+    user = read(row)
+    orm = User.objects.raw('SELECT "id", "username", "last_login", "is_active", "twofa_enrolled", 42 AS "extra_column" '
+                           'FROM "users_user" WHERE "id" = %s', [staff.pk])[0]
+    for name in ("id", "username", "last_login", "is_active", "twofa_enrolled", "extra_column"):
+        assert (type(getattr(user, name)), getattr(user, name)) == (type(getattr(orm, name)), getattr(orm, name))
+    assert user.get_deferred_fields() == orm.get_deferred_fields() and "password" in user.get_deferred_fields()
+    assert prepared.model_reader(connection, User, columns) is read  # built once
+    assert prepared.model_reader(connection, User, columns[:2]) is not read
+    settings.USE_TZ = settings.USE_TZ  # any settings change forgets them (converters depend on settings)
+    assert prepared.model_reader(connection, User, columns) is not read
+    with pytest.raises(NotPreparable, match="primary key"):
+        prepared.model_reader(connection, User, ("username",))
