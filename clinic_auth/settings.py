@@ -88,6 +88,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "clinic_auth.twofactor.context_processors.two_factor",
             ],
+            # {% url %} and {% static %} (no {% load %} needed) as Django's, each distinct URL worked
+            # out once (issue 16). A template that loads Django's `static` library gets Django's own.
+            "builtins": ["clinic_auth.template_urls"],
         },
     },
 ]
