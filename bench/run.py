@@ -64,13 +64,13 @@ def main(argv=None) -> int:
     pg = {"DATABASE_URL": common.PG_URL}
     # --quick: fewer timed logins, 1 s wrk runs and warm-up, sessions that start within 3 s of a 6 s load.
     # --smoke: fewer still, no wrk warm-up, the peers timed at once, sessions that all start within a second.
-    small = {"code_step": [], "wrk": [], "mixed_load": [], "peers": []}
+    small = {"code_step": [], "wrk": [], "mixed_load": [], "peers": [], "instructions": []}
     if args.quick:
         small = {"code_step": ["--iterations", "10", "--hasher-iterations", "2"], "wrk": ["--warmup-seconds", "1"],
-                 "peers": [], "mixed_load": ["--stagger", "3", "--baseline-repeats", "5"]}
-    if args.smoke:
+                 "peers": [], "mixed_load": ["--stagger", "3", "--baseline-repeats", "5"], "instructions": ["--requests", "5"]}
+    if args.smoke:  # the instructions part runs its requests without valgrind: a minute per count is too long here
         small = {"code_step": ["--iterations", "3", "--hasher-iterations", "1"], "wrk": ["--warmup-seconds", "0"],
-                 "peers": ["--side-by-side"],
+                 "peers": ["--side-by-side"], "instructions": ["--requests", "2", "--no-valgrind"],
                  "mixed_load": ["--stagger", "1", "--baseline-repeats", "3", "--staff-sessions", "5", "--admin-sessions", "2"]}
     sqlite_pages = ["bench.admin_pages", "--per-clinic", str(args.per_clinic), "--iterations", str(args.iterations)]
     sqlite_env = {"DATABASE_URL": common.SQLITE_URL}
@@ -94,6 +94,8 @@ def main(argv=None) -> int:
         results["enforcement"] = common.run_step(
             "bench.enforcement", "--rounds", str(args.rounds), "--seconds", str(args.round_seconds), *small["wrk"], env=pg
         )
+        step("1. instructions per verified request (callgrind)")
+        results["instructions"] = common.run_step("bench.instructions", *small["instructions"], env=pg, timeout=1800)
         step("6. peers: ClinicAuth, django-two-factor-auth, django-allauth mfa, bare Django")
         results["peers"] = common.run_step(
             "bench.peers_part", "--logins", str(args.logins), "--rounds", str(args.rounds),
@@ -283,6 +285,17 @@ def render(r: dict) -> str:
         f"(c) {enf['extra_queries_c_minus_b']:+d}.",
         "",
     ]
+    ins = r.get("instructions")
+    if ins and ins["counted"]:
+        m = ins["measures"]
+        out += [
+            f"Instructions per request ({ins['tool']}; {m['home_app']['requests']} requests each, in-process, "
+            f"{ins['database']}; the same on a busy machine as on a quiet one): Home (a) "
+            f"{m['home_app']['instructions_per_request'] / 1e6:.2f}M, (b) {m['home_no_2fa']['instructions_per_request'] / 1e6:.2f}M, "
+            f"capacity (a)/(b) by instructions {ins['instruction_capacity_ratio_a_over_b']}; My Profile (a) "
+            f"{m['profile_app']['instructions_per_request'] / 1e6:.2f}M.",
+            "",
+        ]
     code = r["code_step"]
     hashers = code["hashers"]
     out += [
