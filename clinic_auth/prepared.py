@@ -124,8 +124,10 @@ class PreparedQuery:
             self._compiled.clear()
 
 
-# Per connection (each thread has its own): {(model, column names): reader}. Forgotten with the connection.
-_readers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Readers hold the connection's own converters (bound to it), so they are kept on the connection
+# object, each thread's own, and go with it; a settings change starts a new generation.
+_READERS = "_clinic_auth_model_readers"
+_generation = 0
 
 
 def model_reader(connection, model: type[models.Model], columns: Sequence[str]) -> Callable[[Sequence], models.Model]:
@@ -133,11 +135,14 @@ def model_reader(connection, model: type[models.Model], columns: Sequence[str]) 
     columns named as the model's fields become the instance (through the ORM's converters for this
     database and `Model.from_db`), any other column an attribute holding its raw value. Built once
     per connection, model and columns."""
-    cache = _readers.setdefault(connection, {})
+    generation, readers = getattr(connection, _READERS, (None, None))
+    if generation != _generation:
+        readers = {}
+        setattr(connection, _READERS, (_generation, readers))
     key = (model, tuple(columns))
-    reader = cache.get(key)
+    reader = readers.get(key)
     if reader is None:
-        reader = cache[key] = _build_reader(connection, model, key[1])
+        reader = readers[key] = _build_reader(connection, model, key[1])
     return reader
 
 
@@ -218,9 +223,10 @@ def _samples(arguments: dict[str, models.Field], changed: set[str]) -> dict:
 
 def _forget_compiled(**kwargs) -> None:
     # A test that overrides settings (USE_TZ, DATABASES) may change the SQL, its parameters or the converters.
+    global _generation
     for query in list(_instances):
         query.clear()
-    _readers.clear()
+    _generation += 1
 
 
 setting_changed.connect(_forget_compiled)
