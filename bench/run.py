@@ -50,7 +50,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     global WAIT_FOR_QUIET
-    WAIT_FOR_QUIET = not (args.smoke or args.quick)  # the smoke test checks the code; --quick is a trial (< 2 min)
+    WAIT_FOR_QUIET = not (args.smoke or args.quick)  # the smoke test checks the code; --quick is a trial (about 2 minutes)
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     results = {
@@ -67,7 +67,8 @@ def main(argv=None) -> int:
     small = {"code_step": [], "wrk": [], "mixed_load": [], "peers": [], "instructions": []}
     if args.quick:
         small = {"code_step": ["--iterations", "10", "--hasher-iterations", "2"], "wrk": ["--warmup-seconds", "1"],
-                 "peers": [], "mixed_load": ["--stagger", "3", "--baseline-repeats", "5"], "instructions": ["--requests", "5"]}
+                 "peers": [], "mixed_load": ["--stagger", "3", "--baseline-repeats", "5"],
+                 "instructions": ["--requests", "5", "--no-valgrind"]}  # a count takes a minute or more: not in a trial
     if args.smoke:  # the instructions part runs its requests without valgrind: a minute per count is too long here
         small = {"code_step": ["--iterations", "3", "--hasher-iterations", "1"], "wrk": ["--warmup-seconds", "0"],
                  "peers": ["--side-by-side"], "instructions": ["--requests", "2", "--no-valgrind"],
