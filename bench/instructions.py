@@ -4,7 +4,8 @@ Wall-clock and CPU-time figures move with whatever else the machine does (parts 
 instructions a request executes does not. Each measurement runs `python -m bench.instructions --child`
 under `valgrind --tool=callgrind`, which logs in one user through the real login and code pages and then
 serves the same page N times in-process (Django's test Client); only those N requests are counted, as
-they run inside one call of functools.reduce (callgrind's --toggle-collect). Measured, in one run:
+they run inside one call of functools.reduce (callgrind's --toggle-collect, which flips counting on entry
+and exit: a reduce() inside a measured request would hide its own work; none runs on these pages). Measured, in one run:
   (a) Home with this app's settings, (b) Home without TwoFactorMiddleware (bench.settings_no2fa, as in
   part 1): (b)/(a) is what enforcement costs in instructions; and My Profile with this app's settings.
 """

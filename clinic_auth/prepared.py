@@ -148,7 +148,9 @@ def model_reader(connection, model: type[models.Model], columns: Sequence[str]) 
 
 def _build_reader(connection, model, columns):
     to_column = connection.introspection.identifier_converter
-    positions = {column: position for position, column in enumerate(columns)}
+    positions = {}
+    for position, column in enumerate(columns):
+        positions.setdefault(column, position)  # a name given twice: its first column, as raw() takes it
     fields = [field for field in model._meta.fields if to_column(field.column) in positions]
     if model._meta.pk not in fields:
         raise NotPreparable("the statement must select the primary key")

@@ -4,8 +4,8 @@ Django works a URL out again every time a template names it: `reverse()` walks t
 fills in its pattern, and `static()` reads STATIC_URL with the script prefix and joins the path. A
 page names a dozen of them (the navigation, its forms, the idle warning's), and they were 8-12 %
 of the instructions of a whole request (callgrind: Home 5.39M -> 4.75M, My Profile 11.8M -> 10.8M;
-issue 16). The same view name, arguments, URLconf, script prefix and current app always give the
-same URL, so the answer is kept, for plain text and integer arguments only (a model instance is
+issue 16). The same view name, arguments, URLconf, script prefix, current app and language always
+give the same URL, so the answer is kept, for plain text and integer arguments only (a model instance is
 turned into text by its own `__str__`, which may change); a name that does not resolve is never
 kept and fails as Django's tag does. Everything is forgotten when a setting changes (a test that
 swaps the URLconf, say).
@@ -23,6 +23,7 @@ from django.templatetags import static as django_static
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString
+from django.utils.translation import get_language
 
 register = template.Library()
 register.tags.update(django_static.register.tags)  # get_static_prefix, get_media_prefix, as Django's
@@ -32,7 +33,7 @@ _CACHEABLE = (str, SafeString, int)
 
 
 @lru_cache(maxsize=4096)
-def _reverse(view_name, args, kwargs, current_app, urlconf, script_prefix):  # script_prefix: part of the key
+def _reverse(view_name, args, kwargs, current_app, urlconf, script_prefix, language):  # the last two: only the key
     return reverse(view_name, urlconf=urlconf, args=args, kwargs=dict(kwargs), current_app=current_app)
 
 
@@ -64,7 +65,8 @@ _SCOPE = "clinic_auth.template_urls.scope"
 
 
 def _scope(context):
-    """The current app, URLconf and script prefix that every URL of one render shares, read once per render."""
+    """The current app, URLconf, script prefix and language (translated URL patterns) that every URL of one
+    render shares, read once per render."""
     scope = context.render_context.get(_SCOPE)
     if scope is None:
         # Which app's URLs a namespaced name means, as Django's tag decides it.
@@ -72,7 +74,7 @@ def _scope(context):
         current_app = getattr(request, "current_app", _SCOPE)
         if current_app is _SCOPE:
             current_app = getattr(getattr(request, "resolver_match", None), "namespace", None)
-        scope = context.render_context[_SCOPE] = (current_app, get_urlconf(), get_script_prefix())
+        scope = context.render_context[_SCOPE] = (current_app, get_urlconf(), get_script_prefix(), get_language())
     return scope
 
 

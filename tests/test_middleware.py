@@ -225,3 +225,31 @@ def test_the_middleware_check_accepts_a_subclass_of_djangos_authentication_middl
     assert [e.id for e in check_middleware(None)] == ["twofactor.E001"]
     settings.MIDDLEWARE = ["django.contrib.auth.middleware.AuthenticationMiddleware", *settings.MIDDLEWARE]
     assert check_middleware(None) == []
+
+
+@pytest.mark.django_db
+def test_a_proxy_read_after_logout_leaves_the_anonymous_user_in_place(client, staff):
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    from users.middleware import AuthenticationMiddleware
+
+    client.force_login(staff)
+    request = RequestFactory().get("/")
+    request.session = client.session
+    AuthenticationMiddleware(lambda r: None).process_request(request)
+    proxy = request.user
+    request.user = AnonymousUser()  # as logout() does
+    assert proxy.pk == staff.pk  # the proxy still answers for the session's user...
+    assert isinstance(request.user, AnonymousUser)  # ...but does not put it back in place
+
+
+def test_the_middleware_check_skips_a_middleware_that_is_a_function(settings):
+    from clinic_auth.twofactor.checks import check_middleware
+
+    settings.MIDDLEWARE = ["tests.test_middleware.function_middleware", *settings.MIDDLEWARE]
+    assert check_middleware(None) == []
+
+
+def function_middleware(get_response):
+    return get_response

@@ -104,7 +104,7 @@ def test_a_current_app_from_the_request_chooses_the_namespace_as_djangos_does(rf
     assert ours == DJANGOS.from_string(source).render(RequestContext(request, {}))
 
 
-def test_the_app_pages_use_these_tags_and_the_admins_keep_djangos():
+def test_the_base_template_uses_these_tags():
     base = get_template("base.html").template
     assert any(isinstance(node, template_urls.StaticNode) for node in base.nodelist.get_nodes_by_type(template_urls.StaticNode))
     assert any(isinstance(node, template_urls.URLNode) for node in base.nodelist.get_nodes_by_type(template_urls.URLNode))

@@ -1,5 +1,3 @@
-from functools import partial
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
@@ -28,13 +26,15 @@ class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
 
     def process_request(self, request):
         super().process_request(request)
-        request.user = SimpleLazyObject(partial(_user_in_place_of_proxy, request))
 
+        def load():
+            user = get_user(request)
+            if request.__dict__.get("user") is proxy:  # not once login() or logout() has put another there
+                request.user = user
+            return user
 
-def _user_in_place_of_proxy(request):
-    user = get_user(request)
-    request.user = user
-    return user
+        proxy = SimpleLazyObject(load)
+        request.user = proxy
 
 
 class SignedOutReasonMiddleware:

@@ -27,6 +27,6 @@ def _position(middleware: list[str], required: str) -> int | None:
         try:
             if issubclass(import_string(path), wanted):
                 return index
-        except ImportError:
+        except (ImportError, TypeError):  # TypeError: a middleware that is a function, not a class
             continue
     return None
