@@ -43,17 +43,17 @@ def child(username: str, path: str, requests: int) -> None:
     UserSession.objects.filter(user__username=username).delete()  # My Profile lists this user's browsers
     client = inprocess.verified_client(username, common.PASSWORD)
     for _ in range(5):  # warm caches (templates, compiled queries, URL lookups) outside the count
-        common_check(client.get(path), path)
+        _expect_ok(client.get(path), path)
 
     def one(served, _):
-        common_check(client.get(path), path)
+        _expect_ok(client.get(path), path)
         return served + 1
 
     served = functools.reduce(one, range(requests), 0)
     print(f"SERVED {served}")
 
 
-def common_check(response, path):
+def _expect_ok(response, path) -> None:
     if response.status_code != 200:
         raise SystemExit(f"GET {path}: HTTP {response.status_code}")
 
