@@ -90,7 +90,8 @@ TEMPLATES = [
             ],
             # {% url %} and {% static %} (no {% load %} needed) as Django's, each distinct URL worked
             # out once (issue 16). A template that loads Django's `static` library gets Django's own.
-            "builtins": ["clinic_auth.template_urls"],
+            # {% extends %} as Django's, the top template's blocks found once (issue 16).
+            "builtins": ["clinic_auth.template_urls", "clinic_auth.template_extends"],
         },
     },
 ]
