@@ -33,12 +33,13 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
+from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 
-_instances: weakref.WeakSet[PreparedQuery] = weakref.WeakSet()
+_instances: weakref.WeakSet[PreparedQuery | PreparedUpdate] = weakref.WeakSet()
 
 
 class NotPreparable(ValueError):
@@ -94,34 +95,115 @@ class PreparedQuery:
         _refuse_unsupported(queryset)
         if using != self._database(queryset.model):
             raise NotPreparable("the queryset must use the router's database for its model (no .using())")
-        connection = connections[using]
-        base_samples = _samples(self._arguments, set())
-        base_sql, base = queryset.query.get_compiler(using=using).as_sql()
-        slots = {}
-        # One argument changed at a time: exactly its own positions may change, and each of them
-        # must hold its value as the field prepares it, in both compilations. A value the query
-        # transforms (a date taken from a datetime, a lower-cased text, an offset) matches nowhere.
-        for name, field in self._arguments.items():
-            changed_samples = _samples(self._arguments, {name})
-            sql, params = self._build(**changed_samples).query.get_compiler(using=using).as_sql()
-            if sql != base_sql or len(params) != len(base):
-                raise NotPreparable("the SQL changes with the arguments' values")
-            before = field.get_db_prep_value(base_samples[name], connection)
-            after = field.get_db_prep_value(changed_samples[name], connection)
-            changed = [position for position, pair in enumerate(zip(base, params)) if pair[0] != pair[1]]
-            if not changed:
-                raise NotPreparable(f"the argument {name!r} is never used in the SQL as it is given")
-            for position in changed:
-                if (base[position], params[position]) != (before, after):
-                    raise NotPreparable(f"parameter {position} changes with {name!r} but is not its value as given")
-                if position in slots:
-                    raise NotPreparable(f"parameter {position} changes with both {slots[position]!r} and {name!r}")
-                slots[position] = name
-        return base_sql, list(base), slots
+        return _compile_with_slots(
+            self._arguments,
+            lambda samples: self._build(**samples).query.get_compiler(using=using).as_sql(),
+            connections[using],
+            base=queryset.query.get_compiler(using=using).as_sql(),
+        )
 
     def clear(self) -> None:
         with self._lock:
             self._compiled.clear()
+
+
+class PreparedUpdate:
+    """`queryset.update(**values)` compiled to SQL once: Django's own UPDATE, run with each call's values.
+
+    `build(**arguments)` returns the queryset and the {field name: value} that `update()` would take
+    (plain values, not expressions); its arguments are declared and placed as PreparedQuery's are.
+    A call runs the UPDATE and returns the number of rows it changed. As with `update()`, no signals
+    are sent. An update that reaches other tables (a join in its filter, a parent model's fields) is
+    refused: Django runs a SELECT first for those.
+    """
+
+    def __init__(self, build: Callable[..., tuple[QuerySet, dict]], **arguments: models.Field):
+        self._build = build
+        self._arguments = arguments
+        self._model: type[models.Model] | None = None
+        self._compiled: dict[str, tuple[str, list, dict[int, str]]] = {}
+        self._lock = threading.Lock()
+        _instances.add(self)
+
+    def __call__(self, **values) -> int:
+        if values.keys() != self._arguments.keys():
+            raise TypeError(f"expected the arguments {sorted(self._arguments)}, got {sorted(values)}")
+        using, (sql, constants, slots) = self._compile()
+        connection = connections[using]
+        params = list(constants)
+        for position, name in slots.items():
+            params[position] = self._arguments[name].get_db_prep_value(values[name], connection)
+        with transaction.mark_for_rollback_on_error(using):  # as QuerySet.update()
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.rowcount
+
+    def _update_query(self, samples):
+        queryset, changes = self._build(**samples)
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        query.annotations = {}
+        return queryset, query
+
+    def _compile(self):
+        using = router.db_for_write(self._model) if self._model is not None else None
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            with self._lock:
+                queryset, query = self._update_query(_samples(self._arguments, set()))
+                self._model = queryset.model
+                using = router.db_for_write(queryset.model)
+                compiled = self._compiled.get(using) or self._compile_for(queryset, query, using)
+                self._compiled[using] = compiled
+        return using, compiled
+
+    def _compile_for(self, queryset: QuerySet, query: UpdateQuery, using: str):
+        queryset._for_write = True  # update() asks the router for the database writes go to
+        if queryset.db != using:
+            raise NotPreparable("the queryset must use the router's database for its model (no .using())")
+        if query.is_sliced or query.combinator:
+            raise NotPreparable("a sliced or combined queryset cannot be updated")
+        base = query.get_compiler(using=using).as_sql()
+        if query.related_updates or query.count_active_tables() > 1:
+            raise NotPreparable("the update reaches other tables: Django selects the rows first")
+        return _compile_with_slots(
+            self._arguments,
+            lambda samples: self._update_query(samples)[1].get_compiler(using=using).as_sql(),
+            connections[using],
+            base=base,
+        )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._compiled.clear()
+
+
+def _compile_with_slots(arguments: dict[str, models.Field], compile_sql, connection, *, base=None) -> tuple[str, list, dict[int, str]]:
+    """The SQL `compile_sql(samples)` gives, its constant parameters, and which argument goes where
+    (`base`: what it gives for the first samples, when that is known already)."""
+    base_samples = _samples(arguments, set())
+    base_sql, base = base or compile_sql(base_samples)
+    slots = {}
+    # One argument changed at a time: exactly its own positions may change, and each of them
+    # must hold its value as the field prepares it, in both compilations. A value the query
+    # transforms (a date taken from a datetime, a lower-cased text, an offset) matches nowhere.
+    for name, field in arguments.items():
+        changed_samples = _samples(arguments, {name})
+        sql, params = compile_sql(changed_samples)
+        if sql != base_sql or len(params) != len(base):
+            raise NotPreparable("the SQL changes with the arguments' values")
+        before = field.get_db_prep_value(base_samples[name], connection)
+        after = field.get_db_prep_value(changed_samples[name], connection)
+        changed = [position for position, pair in enumerate(zip(base, params)) if pair[0] != pair[1]]
+        if not changed:
+            raise NotPreparable(f"the argument {name!r} is never used in the SQL as it is given")
+        for position in changed:
+            if (base[position], params[position]) != (before, after):
+                raise NotPreparable(f"parameter {position} changes with {name!r} but is not its value as given")
+            if position in slots:
+                raise NotPreparable(f"parameter {position} changes with both {slots[position]!r} and {name!r}")
+            slots[position] = name
+    return base_sql, list(base), slots
 
 
 # Readers hold the connection's own converters (bound to it), so they are kept on the connection
