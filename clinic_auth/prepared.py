@@ -17,8 +17,8 @@ exactly the positions that change are that argument's, and each must hold the va
 prepares it (a value the query transforms, a date taken from a datetime say, is refused); every
 other position is a constant of the query. A queryset whose SQL depends on the values themselves
 (an `__in` list of varying length) is refused when it is first compiled, as are an argument used
-nowhere, and what raw() cannot give back as the queryset would (values(), select_related,
-prefetch_related, none(), an annotation named as a column). Values the queryset captures when it
+nowhere, and what raw() cannot give back as the queryset would (values(), select_related beyond
+a related row's key, prefetch_related, none(), an annotation named as a column). Values the queryset captures when it
 is built (timezone.now() inside the builder, the active time zone) stay as they were then: pass
 them as arguments.
 """
@@ -264,13 +264,28 @@ def _build_reader(connection, model, columns):
     return read
 
 
+def _refuse_related_columns(queryset: QuerySet) -> None:
+    """select_related only to lock related rows (`select_for_update(of=...)`): each related model may
+    bring its primary key alone, in a column the model has too, which reads as the model's own (a
+    name given twice is its first column, as raw() takes it). Anything more would be a second
+    model per row, which raw() does not build."""
+    compiler = queryset.query.chain().get_compiler(using=queryset.db)  # a copy: setting up joins changes a query
+    compiler.setup_query()
+    own_columns = {field.column for field in queryset.model._meta.concrete_fields}
+    for related in compiler.klass_info.get("related_klass_infos", []):
+        fields = [getattr(compiler.select[index][0], "target", None) for index in related["select_fields"]]
+        pk = related["model"]._meta.pk
+        if fields != [pk] or pk.column not in own_columns or related.get("related_klass_infos"):
+            raise NotPreparable("select_related is supported only to lock a related row: .only() its primary key")
+
+
 def _refuse_unsupported(queryset: QuerySet) -> None:
     """What raw() cannot give back as the queryset would."""
     query = queryset.query
     if queryset._iterable_class is not ModelIterable:
         raise NotPreparable("values() and values_list() are not supported: raw() builds models")
     if query.select_related:
-        raise NotPreparable("select_related is not supported: raw() builds one model per row")
+        _refuse_related_columns(queryset)
     if queryset._prefetch_related_lookups:
         raise NotPreparable("prefetch_related is not supported")
     if query.is_empty():

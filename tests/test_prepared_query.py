@@ -165,8 +165,14 @@ def test_a_locking_query_outside_a_transaction_is_refused_as_the_orm_refuses_it(
         (lambda user_id: User.objects.filter(pk=user_id).prefetch_related("signed_in_sessions"), {"user_id": BigIntegerField()},
          "prefetch_related"),
         (lambda user_id: User.objects.none().filter(pk=user_id), {"user_id": BigIntegerField()}, "empty"),
+        (lambda user_id: User.objects.filter(pk=user_id).select_related("clinic"), {"user_id": BigIntegerField()},
+         "only to lock a related row"),
+        (lambda user_id: EncryptedTOTPDevice.objects.filter(user_id=user_id).select_related("user").only(
+            *[f.name for f in EncryptedTOTPDevice._meta.concrete_fields], "user__id", "user__username"),
+         {"user_id": BigIntegerField()}, "only to lock a related row"),
     ],
-    ids=["date-of-a-datetime", "offset", "lower-cased", "values", "prefetch", "none"],
+    ids=["date-of-a-datetime", "offset", "lower-cased", "values", "prefetch", "none", "select-related",
+         "select-related-beyond-the-key"],
 )
 def test_a_queryset_raw_would_answer_differently_is_refused(build, arguments, refusal):
     query = PreparedQuery(build, **arguments)
@@ -200,3 +206,63 @@ def test_model_reader_makes_rows_as_raw_does_and_is_built_once_per_connection(st
     assert prepared.model_reader(connection, User, columns) is not read
     with pytest.raises(NotPreparable, match="primary key"):
         prepared.model_reader(connection, User, ("username",))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_related_row_joined_only_to_be_locked_reads_as_the_model_alone(staff, enrol):
+    from django.db import transaction
+
+    device, _ = enrol(staff)
+    fields = [f.name for f in EncryptedTOTPDevice._meta.concrete_fields]
+    locking = PreparedQuery(
+        lambda user_id: EncryptedTOTPDevice.objects.filter(user_id=user_id).select_related("user").only(*fields, "user__id")
+        .select_for_update(of=("user", "self")),
+        user_id=BigIntegerField(),
+    )
+    with transaction.atomic():
+        (read,) = locking(user_id=staff.pk)
+    assert field_values(read) == field_values(EncryptedTOTPDevice.objects.get(pk=device.pk))
+    assert (read.pk, read.user_id) == (device.pk, staff.pk)  # "id" twice: the device's own comes first
+    assert not hasattr(read, "username")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_code_locks_the_user_before_the_device_in_one_statement(staff, enrol):
+    """The order every 2FA change takes the rows (user, then devices): while the device's row is held
+    elsewhere, the code check waits on it already holding the user's row, never the other way round."""
+    import threading
+
+    import psycopg
+    from django.db import connection, connections, transaction
+
+    from clinic_auth.twofactor import devices
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite's BEGIN IMMEDIATE locks the whole database)")
+    device, _ = enrol(staff)
+    dsn = connection.get_connection_params()
+    dsn.pop("cursor_factory", None), dsn.pop("context", None), dsn.pop("prepare_threshold", None)
+    holder = psycopg.connect(**dsn)
+    prober = psycopg.connect(**dsn, autocommit=True)
+    holder.execute("SELECT id FROM twofactor_encryptedtotpdevice WHERE id = %s FOR UPDATE", [device.pk])
+    found = []
+
+    def check():
+        try:
+            with transaction.atomic():
+                found.append(devices.confirmed_device_for_update(EncryptedTOTPDevice, staff, lock_user=True))
+        finally:
+            connections.close_all()
+
+    waiting = threading.Thread(target=check)
+    waiting.start()
+    try:
+        waiting.join(0.5)
+        assert waiting.is_alive()  # waiting for the device's row
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            prober.execute("SELECT id FROM users_user WHERE id = %s FOR UPDATE NOWAIT", [staff.pk])
+    finally:
+        holder.rollback()
+        waiting.join(10)
+        holder.close(), prober.close()
+    assert [d.pk for d in found] == [device.pk]

@@ -137,22 +137,29 @@ def _methods_available(user_id):
 _METHODS_AVAILABLE = PreparedQuery(_methods_available, user_id=BigIntegerField())
 
 
-def confirmed_device_for_update(model, user):
-    """The user's confirmed device of this kind, its row locked until the transaction ends.
+def confirmed_device_for_update(model, user, *, lock_user: bool = False):
+    """The user's confirmed device of this kind, its row locked until the transaction ends; with
+    `lock_user`, the user's row too, locked first, in the order every 2FA change takes them (user,
+    then devices), in the same statement (`FOR UPDATE OF` locks in the order it names the tables).
 
     Compiled once (clinic_auth.prepared): every sign-in code runs it, and building it through the
     ORM cost more CPU than the rest of the check.
     """
-    (device,) = _device_for_update_query(model)(user_id=user.pk) or [None]
+    (device,) = _device_for_update_query(model, lock_user)(user_id=user.pk) or [None]
     return device
 
 
 @cache
-def _device_for_update_query(model) -> PreparedQuery:
-    return PreparedQuery(
-        lambda user_id: model.objects.select_for_update().filter(user_id=user_id, confirmed=True).order_by("pk")[:1],
-        user_id=BigIntegerField(),
-    )
+def _device_for_update_query(model, lock_user: bool) -> PreparedQuery:
+    def build(user_id):
+        devices = model.objects.filter(user_id=user_id, confirmed=True).order_by("pk")[:1]
+        if not lock_user:
+            return devices.select_for_update()
+        # The user's row joins only to be locked: its key is all it brings.
+        device_fields = [field.name for field in model._meta.concrete_fields]
+        return devices.select_related("user").only(*device_fields, "user__id").select_for_update(of=("user", "self"))
+
+    return PreparedQuery(build, user_id=BigIntegerField())
 
 
 def recovery_device(user) -> RecoveryCodeDevice | None:

@@ -112,17 +112,18 @@ def code_verify(*, user, kind: str, token: str, ip_address: str | None):
 
 
 def code_sign_in(*, user, kind: str, token: str, ip_address: str | None):
-    """code_verify for the second step of a sign-in: an accepted code also stamps last_login, in
-    one statement after the check's transaction (inside it, the user's row would have to be locked
-    first, in the order every other 2FA change takes it: a statement and a round trip more on every
-    sign-in, issue 16). Raises as code_verify does; a refused code stamps nothing."""
+    """code_verify for the second step of a sign-in: an accepted code also stamps last_login,
+    in the same transaction (one commit, not two). Raises as code_verify does; a refused code
+    stamps nothing."""
     return _check_code(user=user, kind=kind, token=token, ip_address=ip_address, completes_sign_in=True)
 
 
 def _check_code(*, user, kind: str, token: str, ip_address: str | None, completes_sign_in: bool):
     refusal: CodeRefused | None = None
     with transaction.atomic():
-        device = devices.confirmed_device_for_update(CODE_MODELS[kind], user)
+        # With last_login written in this transaction, the user's row is locked too, before the
+        # device's, in the order every other 2FA change takes them, or the two could deadlock.
+        device = devices.confirmed_device_for_update(CODE_MODELS[kind], user, lock_user=completes_sign_in)
         if device is None:
             raise CodeInvalid(kind)
         refusal = _lockout_reason(device)
@@ -145,11 +146,11 @@ def _check_code(*, user, kind: str, token: str, ip_address: str | None, complete
                 detail=f"issued by {device.issued_by.username if device.issued_by else 'a deleted account'}",
             )
             events.notify(user, "signin_code_used", ip_address=ip_address)
+        if refusal is None and completes_sign_in:
+            _stamp_last_login(user)
     # Raised after the block so the failure count written inside it is kept.
     if refusal is not None:
         raise refusal
-    if completes_sign_in:
-        _stamp_last_login(user)
     return device
 
 
