@@ -142,7 +142,7 @@ class PreparedUpdate:
         queryset, changes = self._build(**samples)
         query = queryset.query.chain(UpdateQuery)
         query.add_update_values(changes)
-        query.annotations = {}
+        query.clear_select_clause()  # as update() does, once annotations are refused (below)
         return queryset, query
 
     def _compile(self):
@@ -163,6 +163,8 @@ class PreparedUpdate:
             raise NotPreparable("the queryset must use the router's database for its model (no .using())")
         if query.is_sliced or query.combinator:
             raise NotPreparable("a sliced or combined queryset cannot be updated")
+        if queryset.query.annotations:
+            raise NotPreparable("annotations are not supported in an update")
         base = query.get_compiler(using=using).as_sql()
         if query.related_updates or query.count_active_tables() > 1:
             raise NotPreparable("the update reaches other tables: Django selects the rows first")

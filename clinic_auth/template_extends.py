@@ -36,7 +36,9 @@ def _root_blocks(parent):
 class ExtendsNode(DjangoExtendsNode):
     def render(self, context):
         parent = self.get_parent(context)
-        block_context = context.render_context.setdefault(BLOCK_CONTEXT_KEY, BlockContext())
+        block_context = context.render_context.get(BLOCK_CONTEXT_KEY)
+        if block_context is None:
+            block_context = context.render_context[BLOCK_CONTEXT_KEY] = BlockContext()
         block_context.add_blocks(self.blocks)
         root_blocks = _root_blocks(parent)
         if root_blocks is not None:

@@ -231,6 +231,7 @@ def test_a_sign_in_code_locks_the_user_before_the_device_in_one_statement(staff,
     """The order every 2FA change takes the rows (user, then devices): while the device's row is held
     elsewhere, the code check waits on it already holding the user's row, never the other way round."""
     import threading
+    import time
 
     import psycopg
     from django.db import connection, connections, transaction
@@ -257,8 +258,12 @@ def test_a_sign_in_code_locks_the_user_before_the_device_in_one_statement(staff,
     waiting = threading.Thread(target=check)
     waiting.start()
     try:
-        waiting.join(0.5)
-        assert waiting.is_alive()  # waiting for the device's row
+        deadline = time.monotonic() + 20
+        while not prober.execute(  # until the check is waiting for the device's row (a busy machine may take a while)
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline and waiting.is_alive(), "the check never waited for the device's row"
+            time.sleep(0.02)
         with pytest.raises(psycopg.errors.LockNotAvailable):
             prober.execute("SELECT id FROM users_user WHERE id = %s FOR UPDATE NOWAIT", [staff.pk])
     finally:

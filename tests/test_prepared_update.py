@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, CharField, DateTimeField, IntegerField
+from django.db.models import BigIntegerField, CharField, DateTimeField, IntegerField, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -58,6 +58,8 @@ def test_a_failed_update_inside_a_transaction_marks_it_for_rollback_as_update_do
         (lambda user_id, other: (User.objects.filter(pk=user_id), {"is_active": False}),
          {"user_id": BigIntegerField(), "other": IntegerField()}, "never used"),
         (lambda user_id: (User.objects.filter(pk=user_id)[:1], {"is_active": False}), {"user_id": BigIntegerField()}, "sliced"),
+        (lambda user_id: (User.objects.filter(pk=user_id).annotate(n=Value(1)), {"is_active": False}),
+         {"user_id": BigIntegerField()}, "annotations"),
     ],
 )
 def test_an_update_that_cannot_be_compiled_once_is_refused(build, arguments, refusal):
@@ -92,5 +94,19 @@ def test_a_code_checks_writes_equal_what_save_update_fields_writes(staff, enrol)
 def test_writing_a_device_deleted_meanwhile_fails_as_save_does(staff, enrol):
     device, _ = enrol(staff)
     EncryptedTOTPDevice.objects.filter(pk=device.pk).delete()
-    with pytest.raises(DatabaseError, match="did not affect any rows"):
-        device.record_failure()
+    with pytest.raises(DatabaseError, match="did not affect any rows"), transaction.atomic():  # as in a code check
+        try:
+            device.record_failure()
+        finally:
+            assert transaction.get_rollback()  # the check's transaction is marked to roll back, as by save()
+
+
+@pytest.mark.django_db
+def test_a_field_name_the_model_does_not_have_is_refused_as_save_refuses_it(staff, enrol):
+    device, _ = enrol(staff)
+    device.throttle_increment(commit=False)
+    with pytest.raises(ValueError, match="last_tt"):
+        device._write_fields(["last_tt", *device.THROTTLE_FIELDS])
+    with pytest.raises(ValueError, match="last_tt"):
+        device.save(update_fields=["last_tt", *device.THROTTLE_FIELDS])  # Django refuses it too
+    assert EncryptedTOTPDevice.objects.get(pk=device.pk).throttling_failure_count == 0  # nothing written

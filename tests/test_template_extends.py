@@ -20,6 +20,8 @@ TEMPLATES = {
     "included.html": "{% extends 'middle.html' %}{% block title %}never shown{% endblock %}"
                      "{% block inner %}included inner{% endblock %}",
     "dynamic.html": "{% extends parent %}{% block title %}Dynamic{% endblock %}",
+    "spaced_middle.html": "\n  {% extends 'base.html' %}{% block content %}spaced {{ block.super }}{% endblock %}",
+    "spaced_leaf.html": "{% extends 'spaced_middle.html' %}{% block inner %}spaced leaf{% endblock %}",
 }
 
 
@@ -30,7 +32,7 @@ def engines():
     return ours, djangos
 
 
-@pytest.mark.parametrize("name", ["base.html", "middle.html", "leaf.html", "direct.html", "with_include.html"])
+@pytest.mark.parametrize("name", ["base.html", "middle.html", "leaf.html", "direct.html", "with_include.html", "spaced_leaf.html"])
 @pytest.mark.parametrize("show", [True, False])
 def test_renders_what_djangos_tag_renders_twice_over(name, show):
     ours, djangos = engines()
