@@ -39,37 +39,53 @@ from django.db.models.query import ModelIterable
 from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 
-_instances: weakref.WeakSet[PreparedQuery | PreparedUpdate] = weakref.WeakSet()
+_instances: weakref.WeakSet[_Prepared] = weakref.WeakSet()
 
 
 class NotPreparable(ValueError):
     """The queryset cannot be compiled once for every value of its arguments."""
 
 
-class PreparedQuery:
-    def __init__(self, build: Callable[..., QuerySet], **arguments: models.Field):
+class _Prepared:
+    """What PreparedQuery and PreparedUpdate share: declared arguments, SQL compiled once per
+    database (forgotten on a settings change), and each call's values placed into its parameters."""
+
+    def __init__(self, build: Callable, **arguments: models.Field):
         self._build = build
         self._arguments = arguments
         self._model: type[models.Model] | None = None
-        self._locks_rows = False
         self._compiled: dict[str, tuple[str, list, dict[int, str]]] = {}
         self._lock = threading.Lock()
         _instances.add(self)
 
-    def __call__(self, **values) -> list[models.Model]:
+    def _check_arguments(self, values: dict) -> None:
         if values.keys() != self._arguments.keys():
             raise TypeError(f"expected the arguments {sorted(self._arguments)}, got {sorted(values)}")
+
+    def _params(self, values: dict, connection, constants: list, slots: dict[int, str]) -> list:
+        params = list(constants)
+        for position, name in slots.items():
+            params[position] = self._arguments[name].get_db_prep_value(values[name], connection)
+        return params
+
+    def clear(self) -> None:
+        with self._lock:
+            self._compiled.clear()
+
+
+class PreparedQuery(_Prepared):
+    _locks_rows = False
+
+    def __call__(self, **values) -> list[models.Model]:
+        self._check_arguments(values)
         model, using, sql, constants, slots = self._compile()
         connection = connections[using]
         features = connection.features
         if self._locks_rows and features.has_select_for_update and features.supports_transactions and connection.get_autocommit():
             # As the ORM refuses it: outside a transaction the lock would end with the statement.
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        params = list(constants)
-        for position, name in slots.items():
-            params[position] = self._arguments[name].get_db_prep_value(values[name], connection)
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, self._params(values, connection, constants, slots))
             rows = cursor.fetchall()
             read = model_reader(connection, model, tuple(column[0] for column in cursor.description))
         return [read(row) for row in rows]
@@ -102,12 +118,8 @@ class PreparedQuery:
             base=queryset.query.get_compiler(using=using).as_sql(),
         )
 
-    def clear(self) -> None:
-        with self._lock:
-            self._compiled.clear()
 
-
-class PreparedUpdate:
+class PreparedUpdate(_Prepared):
     """`queryset.update(**values)` compiled to SQL once: Django's own UPDATE, run with each call's values.
 
     `build(**arguments)` returns the queryset and the {field name: value} that `update()` would take
@@ -117,25 +129,13 @@ class PreparedUpdate:
     refused: Django runs a SELECT first for those.
     """
 
-    def __init__(self, build: Callable[..., tuple[QuerySet, dict]], **arguments: models.Field):
-        self._build = build
-        self._arguments = arguments
-        self._model: type[models.Model] | None = None
-        self._compiled: dict[str, tuple[str, list, dict[int, str]]] = {}
-        self._lock = threading.Lock()
-        _instances.add(self)
-
     def __call__(self, **values) -> int:
-        if values.keys() != self._arguments.keys():
-            raise TypeError(f"expected the arguments {sorted(self._arguments)}, got {sorted(values)}")
+        self._check_arguments(values)
         using, (sql, constants, slots) = self._compile()
         connection = connections[using]
-        params = list(constants)
-        for position, name in slots.items():
-            params[position] = self._arguments[name].get_db_prep_value(values[name], connection)
         with transaction.mark_for_rollback_on_error(using):  # as QuerySet.update()
             with connection.cursor() as cursor:
-                cursor.execute(sql, params)
+                cursor.execute(sql, self._params(values, connection, constants, slots))
                 return cursor.rowcount
 
     def _update_query(self, samples):
@@ -174,10 +174,6 @@ class PreparedUpdate:
             connections[using],
             base=base,
         )
-
-    def clear(self) -> None:
-        with self._lock:
-            self._compiled.clear()
 
 
 def _compile_with_slots(arguments: dict[str, models.Field], compile_sql, connection, *, base=None) -> tuple[str, list, dict[int, str]]:
