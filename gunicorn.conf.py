@@ -10,17 +10,11 @@ import multiprocessing
 import os
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
-# Threaded workers (issue 16): a password check (Argon2, ~0.1-0.35 s) runs in a background-priority
-# helper process of each worker (clinic_auth/hashers.py), so the worker's threads keep serving page
-# views meanwhile. With sync workers every sign-in held a whole process and page views queued behind
-# it (page p99 388 ms under the bench's mixed load). Sign-ins wait for the CPU behind page views, so
-# during an 8 a.m. rush many of them wait at once, each holding a thread: with 4 threads a worker had
-# none left for page views (page p99 ~2 s), with 16 it has. Measured on a 2-core machine against
-# 3 x 16 (page p99 35-50 ms): 2 x 16, 5 x 8, 4 x 4, 6 x 4, 8 x 2 threads and 8, 12 or 16 sync
-# workers were all worse (p99 58-323 ms), as were a 1 or 2 ms GIL switch interval instead of 5.
-# One process per core plus one. Measured in `make bench` (part 4 and README "Benchmark"). A thread
-# that has served a request keeps its own database connection (DB_CONN_MAX_AGE): workers x threads
-# must fit PostgreSQL's max_connections.
+# Threaded workers: a password check (Argon2, ~40 ms of one core) holds its thread, not the whole
+# process, so the worker's other threads keep serving page views meanwhile; each worker runs at most
+# PASSWORD_CHECKS_AT_ONCE checks at once (clinic_auth/passwords.py). One process per core plus one.
+# A thread that has served a request keeps its own database connection (DB_CONN_MAX_AGE):
+# workers x threads must fit PostgreSQL's max_connections. Measured in `make bench` (part 4).
 workers = int(os.environ.get("WEB_CONCURRENCY", str(multiprocessing.cpu_count() + 1)))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
@@ -46,9 +40,3 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
 
-
-def post_worker_init(worker):
-    """Start the worker's password-check helper now, so the first sign-in does not wait for it."""
-    from clinic_auth import hashers
-
-    hashers.start_helper()

@@ -24,11 +24,22 @@ from pathlib import Path
 
 from bench import common, inprocess
 
-USERNAMES = {"home_app": "bench-c002-u000010", "home_no_2fa": "bench-c002-u000012", "profile_app": "bench-c002-u000014"}
+USERNAMES = {
+    "home_app": "bench-c002-u000010",
+    "home_no_2fa": "bench-c002-u000012",
+    "profile_app": "bench-c002-u000014",
+    "protected_page": "bench-c002-u000016",
+    "code_post": "bench-c002-u000018",
+}
+# What each measure serves: a page (GET, N times), or CODE_POST (the sign-in's code step, N sign-ins).
+CODE_POST = "code-post"
 MEASURES = {
     "home_app": ("clinic_auth.settings", "/home/"),
     "home_no_2fa": ("bench.settings_no2fa", "/home/"),
     "profile_app": ("clinic_auth.settings", "/profile/"),
+    # The peers' one-line page (part 6) behind ClinicAuth's whole middleware stack: no template.
+    "protected_page": ("bench.peers.clinicauth_site", "/protected/"),
+    "code_post": ("clinic_auth.settings", CODE_POST),
 }
 TOGGLE = "functools_reduce"
 
@@ -41,6 +52,9 @@ def child(username: str, path: str, requests: int) -> None:
     from users.models import UserSession
 
     UserSession.objects.filter(user__username=username).delete()  # My Profile lists this user's browsers
+    if path == CODE_POST:
+        code_posts(username, requests)
+        return
     client = inprocess.verified_client(username, common.PASSWORD)
     for _ in range(5):  # warm caches (templates, compiled queries, URL lookups) outside the count
         _expect_ok(client.get(path), path)
@@ -53,6 +67,41 @@ def child(username: str, path: str, requests: int) -> None:
     print(f"SERVED {served}")
 
 
+def code_posts(username: str, requests: int) -> None:
+    """N sign-ins; only each one's code POST runs inside functools.reduce (what callgrind counts)."""
+    import functools
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from users.models import User
+
+    from django.test.utils import override_settings
+
+    # The password step is not counted; a cheap hash keeps it from taking minutes under valgrind.
+    override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]).enable()
+    user = User.objects.get(username=username)
+    user.set_password(common.PASSWORD)
+    user.save(update_fields=["password"])
+    device = inprocess.device_of(user)
+
+    def sign_in(counted: bool) -> None:
+        inprocess.allow_fresh_code(device)
+        client = Client()
+        response = client.post(reverse("login"), {"username": username, "password": common.PASSWORD})
+        assert response.status_code == 302, response.status_code
+        data = {"code": inprocess.code_for(device)}
+        post = lambda served, _: served + (client.post(reverse("two_factor_challenge"), data).status_code == 302)
+        served = functools.reduce(post, range(1), 0) if counted else post(0, None)
+        assert served == 1, "code refused"
+
+    for _ in range(3):  # warm caches outside the count
+        sign_in(counted=False)
+    for _ in range(requests):
+        sign_in(counted=True)
+    print(f"SERVED {requests}")
+
+
 def _expect_ok(response, path) -> None:
     if response.status_code != 200:
         raise SystemExit(f"GET {path}: HTTP {response.status_code}")
@@ -61,7 +110,7 @@ def _expect_ok(response, path) -> None:
 def measure(name: str, *, requests: int, db_url: str, use_valgrind: bool) -> dict:
     settings, path = MEASURES[name]
     env = {**os.environ, **common.BASE_ENV, "DJANGO_SETTINGS_MODULE": settings, "DATABASE_URL": db_url,
-           "DB_CONN_MAX_AGE": "60", "PASSWORD_HASH_NICE": "0", "PASSWORD_HASH_SCHED_IDLE": "0", "PYTHONPATH": str(common.ROOT)}
+           "DB_CONN_MAX_AGE": "60", "PYTHONPATH": str(common.ROOT)}
     command = [sys.executable, "-m", "bench.instructions", "--child", USERNAMES[name], path, str(requests)]
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"

@@ -7,7 +7,7 @@ name; this adds the CSRF failure view and the 405 page.
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
 
-from clinic_auth.twofactor.middleware import wants_json
+from clinic_auth.http import wants_json
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -1,38 +1,35 @@
-"""ClinicAuth settings, read from the environment with safe defaults.
+"""ClinicAuth settings, read from the environment with safe defaults (django-environ).
 
-Every knob an operator may turn is an environment variable documented in
-README.md; nothing else in the code reads ``os.environ``.
+Every knob an operator may turn is an environment variable documented in README.md; nothing
+else in the code reads the environment. Booleans are read one way everywhere (django-environ):
+1, true, yes, on, in any case, are on; anything else, an empty value included, is off.
 """
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 
-import dj_database_url
+import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+env = environ.Env()
 
 
 def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    """A comma-separated variable, each item stripped, empty items dropped."""
+    return [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env.bool("DEBUG", default=False)
 
 # Production mode: served over HTTPS (directly or behind a TLS-terminating proxy).
-HTTPS = env_bool("HTTPS", False)
+HTTPS = env.bool("HTTPS", default=False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if HTTPS:
         raise ImproperlyConfigured("SECRET_KEY must be set when HTTPS=1 (production).")
@@ -49,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "csp",
     "django_otp",
     "django_otp_webauthn",
     "clinics",
@@ -58,7 +56,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "clinic_auth.middleware.SecurityHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "clinic_auth.middleware.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "clinic_auth.twofactor.middleware.SessionTimeoutMiddleware",
     "clinic_auth.twofactor.middleware.TwoFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "clinic_auth.passwords.PasswordChecksBusyMiddleware",
     "clinic_auth.errors.MethodNotAllowedPageMiddleware",
 ]
 
@@ -97,19 +98,15 @@ TEMPLATES = [
 ]
 # Form fields render through Django's own Jinja2 copies of its widget templates: the same HTML, in
 # a third of the time (a code field: 0.66 -> 0.21 ms of CPU; the sign-in code page 4.5 -> 3.5-3.9 ms,
-# and it is the page a code-guessing attacker hits; issue 16, measured in-process on 2 cores). The
-# Django admin's widgets, which exist only as Django templates, fall back to Django's renderer.
+# and it is the page a code-guessing attacker hits; measured in-process on 2 cores). The Django
+# admin's widgets, which exist only as Django templates, fall back to Django's renderer.
 FORM_RENDERER = "clinic_auth.renderers.FormRenderer"
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
-        # A ping before a kept connection's first query of each request: one query more per request,
-        # but no error on the first request of each thread after PostgreSQL restarts.
-        conn_health_checks=os.environ.get("DB_CONN_HEALTH_CHECKS", "0") == "1",
-    )
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+# A ping before a kept connection's first query of each request: one query more per request,
+# but no error on the first request of each thread after PostgreSQL restarts.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Take the write lock at BEGIN so select_for_update-style verification
     # (django_otp.verify_token) serialises on SQLite as it does on PostgreSQL.
@@ -119,23 +116,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # No JIT compilation: its estimate counts every per-row subquery of the Users page's counts at a
-    # million users, and compiling then costs ~80 ms on a query that runs in a few (issue 16, bench).
+    # million users, and compiling then costs ~80 ms on a query that runs in a few (bench, part 3).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"
-# One backend only: a second one would check a wrong password twice. Sessions begun under Django's
-# ModelBackend (before issue 16) are asked to sign in again once.
+# One backend only: a second one would check a wrong password twice. It counts every password
+# attempt in the database throttle (users/login_throttle.py) before checking it.
 AUTHENTICATION_BACKENDS = ["users.backends.ClinicUserBackend"]
 
 PASSWORD_HASHERS = [
-    # Django's Argon2 with its default parameters, checked in a low-priority helper process (issue 16).
-    "clinic_auth.hashers.LowPriorityArgon2PasswordHasher",
+    # Argon2id at OWASP's parameters (clinic_auth/passwords.py); older hashes are upgraded at sign-in.
+    "clinic_auth.passwords.ClinicArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
-PASSWORD_HASH_PROCESSES = int(os.environ.get("PASSWORD_HASH_PROCESSES", "1"))  # checks at once per web worker; 0: one per core
-PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
-PASSWORD_HASH_SCHED_IDLE = os.environ.get("PASSWORD_HASH_SCHED_IDLE", "1") == "1"  # Linux: checks run when the CPU is free
+# Password checks per worker process: this many at once, this many more waiting, each waiting at
+# most this long; beyond that the request is answered at once with 503 and Retry-After.
+PASSWORD_CHECKS_AT_ONCE = env.int("PASSWORD_CHECKS_AT_ONCE", default=1)
+PASSWORD_CHECKS_WAITING = env.int("PASSWORD_CHECKS_WAITING", default=8)
+PASSWORD_CHECK_WAIT_SECONDS = env.float("PASSWORD_CHECK_WAIT_SECONDS", default=5.0)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
@@ -154,8 +153,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Sessions: clinics share front-desk computers (ASVS 3.3.2 L2).
 SESSION_ENGINE = "clinic_auth.sessions"  # database sessions, rotated in one UPDATE
-SESSION_IDLE_TIMEOUT = int(os.environ.get("SESSION_IDLE_TIMEOUT", str(30 * 60)))
-SESSION_ABSOLUTE_TIMEOUT = int(os.environ.get("SESSION_ABSOLUTE_TIMEOUT", str(12 * 60 * 60)))
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_ABSOLUTE_TIMEOUT = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 60 * 60)
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT
 SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
@@ -169,13 +168,13 @@ CSRF_COOKIE_NAME = "__Host-clinicauth_csrf" if HTTPS else "clinicauth_csrf"
 
 # Two-factor authentication.
 CLINICAUTH_PRODUCT_NAME = "ClinicAuth"
-CLINICAUTH_PENDING_LOGIN_TIMEOUT = int(os.environ.get("PENDING_LOGIN_TIMEOUT", str(10 * 60)))
+CLINICAUTH_PENDING_LOGIN_TIMEOUT = env.int("PENDING_LOGIN_TIMEOUT", default=10 * 60)
 # The idle logout is announced this many seconds before (a dialog with "Stay signed in").
-CLINICAUTH_IDLE_WARNING_SECONDS = int(os.environ.get("IDLE_WARNING_SECONDS", "120"))
+CLINICAUTH_IDLE_WARNING_SECONDS = env.int("IDLE_WARNING_SECONDS", default=120)
 # Sensitive actions ask "Confirm it's you" when the factor was last proved longer ago than this.
-CLINICAUTH_REAUTH_WINDOW = int(os.environ.get("REAUTH_WINDOW", str(10 * 60)))
+CLINICAUTH_REAUTH_WINDOW = env.int("REAUTH_WINDOW", default=10 * 60)
 # How long one set-up session's secret stays usable before the page shows a fresh one.
-CLINICAUTH_SETUP_TIMEOUT = int(os.environ.get("SETUP_TIMEOUT", str(10 * 60)))
+CLINICAUTH_SETUP_TIMEOUT = env.int("SETUP_TIMEOUT", default=10 * 60)
 CLINICAUTH_RECOVERY_CODE_COUNT = 10
 # Fernet keys for TOTP secrets at rest, comma-separated; the first encrypts, all decrypt.
 # Without it, a key is derived from SECRET_KEY (fine for development, see README).
@@ -184,58 +183,76 @@ CLINICAUTH_TOTP_ENCRYPTION_KEYS = env_list("TOTP_ENCRYPTION_KEYS", "") or [
 ]
 # Passkeys and security keys (django-otp-webauthn), as a second factor only. The relying-party ID
 # is a host name (never an IP address); the origins are where the browser shows the app.
-OTP_WEBAUTHN_RP_ID = os.environ.get("WEBAUTHN_RP_ID", "localhost")
+OTP_WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="localhost")
 OTP_WEBAUTHN_RP_NAME = CLINICAUTH_PRODUCT_NAME
 OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("WEBAUTHN_ORIGINS", "http://localhost:8000")
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a second factor: plain USB security keys must work
 # How long a passkey prompt's challenge stays valid (the browser's timeout and ours).
-OTP_WEBAUTHN_TIMEOUT_SECONDS = int(os.environ.get("WEBAUTHN_TIMEOUT", "300"))
+OTP_WEBAUTHN_TIMEOUT_SECONDS = env.int("WEBAUTHN_TIMEOUT", default=300)
 # Refused keys are audited (AuditEvent "key_refused"), not logged as server errors with a traceback.
 OTP_WEBAUTHN_EXCEPTION_LOGGER_NAME = ""
-OTP_TOTP_THROTTLE_FACTOR = int(os.environ.get("OTP_THROTTLE_FACTOR", "1"))
+OTP_TOTP_THROTTLE_FACTOR = env.int("OTP_THROTTLE_FACTOR", default=1)
 CLINICAUTH_RECOVERY_THROTTLE_FACTOR = OTP_TOTP_THROTTLE_FACTOR
 # After this many consecutive wrong codes, code entry locks for CLINICAUTH_CODE_LOCKOUT_SECONDS;
 # after CLINICAUTH_CODE_HARD_LOCK_FAILURES it stays locked until an admin resets 2FA
 # (NIST SP 800-63B: never more than 100 consecutive failures).
 CLINICAUTH_CODE_LOCKOUT_FAILURES = 10
-CLINICAUTH_CODE_LOCKOUT_SECONDS = int(os.environ.get("CODE_LOCKOUT_SECONDS", str(15 * 60)))
+CLINICAUTH_CODE_LOCKOUT_SECONDS = env.int("CODE_LOCKOUT_SECONDS", default=15 * 60)
 CLINICAUTH_CODE_HARD_LOCK_FAILURES = 50
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 # One language. Every text still goes through gettext, but with translation off it comes back as
 # written, without a look-up of the active language per call (My Profile makes some 80 such calls).
 # Django's own en-GB catalogue holds the same text as its source, and dates still take en-GB formats
 # (get_language() is LANGUAGE_CODE). Measured with callgrind, instructions per request: My Profile
-# 17.3M -> 13.9M, Home 6.23M -> 6.02M (issue 16). Turn it on with the second language.
+# 17.3M -> 13.9M, Home 6.23M -> 6.02M. Turn it on with the second language.
 USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 # For django.core.mail.backends.filebased.EmailBackend (the browser suite reads links from there).
-EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "ClinicAuth <no-reply@clinicauth.invalid>")
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "sent-emails"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ClinicAuth <no-reply@clinicauth.invalid>")
 
-# Number of proxies in front of the app whose X-Forwarded-For may be trusted.
-CLINICAUTH_TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+# Number of proxies in front of the app whose X-Forwarded-For may be trusted (clinic_auth/http.py).
+CLINICAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 CSRF_FAILURE_VIEW = "clinic_auth.errors.csrf_failure"
 
+# Response headers. CSP (django-csp): no inline script or style, nothing from elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Permissions-Policy (django-permissions-policy): no page needs these. WebAuthn is not listed: passkeys need it.
+PERMISSIONS_POLICY = {"camera": [], "microphone": [], "geolocation": [], "payment": [], "usb": []}
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if HTTPS:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 60 * 60)))
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 60 * 60)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     if CLINICAUTH_TRUSTED_PROXY_COUNT > 0:
@@ -247,7 +264,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
 # Serve static files from the app folders too, so `make run` and tests need no collectstatic.

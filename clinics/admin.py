@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from clinic_auth.twofactor import services
-from clinic_auth.twofactor.events import client_ip
+from clinic_auth.http import client_ip
 
 from .forms import ClinicAdminForm
 from .models import Clinic

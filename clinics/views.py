@@ -13,7 +13,7 @@ from django.utils.http import urlencode
 from django.views import View
 
 from clinic_auth.twofactor import policy, reauth, services, texts
-from clinic_auth.twofactor.events import client_ip
+from clinic_auth.http import client_ip
 from clinic_auth.twofactor.models import AuditEvent
 
 from .forms import AuditFilterForm, ClinicForm

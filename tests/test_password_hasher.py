@@ -1,181 +1,120 @@
-"""Issue 16, part 2: password checks run at a lower CPU priority, with Django's Argon2 unchanged."""
+"""Passwords: Django's Argon2 hasher at OWASP's parameters, old hashes upgraded at sign-in, and a
+per-worker bound on checks beyond which the answer is an immediate 503."""
 
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.hashers import Argon2PasswordHasher
+from django.contrib.auth.hashers import Argon2PasswordHasher, check_password, identify_hasher
+from django.test import Client
+from django.urls import reverse
 
-from clinic_auth import hashers
-from clinic_auth.hashers import LowPriorityArgon2PasswordHasher
+from clinic_auth import passwords
+from clinic_auth.passwords import ClinicArgon2PasswordHasher, PasswordChecksBusy, PasswordCheckSlots
+from tests.conftest import PASSWORD
+from users.models import User
 
-
-def test_the_hashes_are_djangos_argon2_both_ways():
-    ours, djangos = LowPriorityArgon2PasswordHasher(), Argon2PasswordHasher()
-    encoded = ours.encode("a clinic password", ours.salt())
-    assert encoded.startswith("argon2$argon2id$v=19$m=102400,t=2,p=8$")  # Django's default parameters
-    assert djangos.verify("a clinic password", encoded)
-    assert ours.verify("a clinic password", djangos.encode("a clinic password", djangos.salt()))
-    assert not ours.verify("another password", encoded)
+SHIPPED_HASHERS = ["clinic_auth.passwords.ClinicArgon2PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
-def test_the_same_salt_gives_djangos_exact_string():
-    salt = Argon2PasswordHasher().salt()
-    for password in ("a clinic password", "", "zażółć gęślą jaźń"):
-        assert LowPriorityArgon2PasswordHasher().encode(password, salt) == Argon2PasswordHasher().encode(password, salt)
-
-
-def test_older_argon2_hashes_still_verify_and_malformed_ones_fail_as_in_django():
-    import argon2
-
-    older = "argon2" + argon2.low_level.hash_secret(
-        b"pw-older", b"an older salt", time_cost=1, memory_cost=64, parallelism=2, hash_len=16,
-        type=argon2.low_level.Type.I, version=16,
-    ).decode()
-    assert older.startswith("argon2$argon2i$v=16$")
-    assert hashers._verify("pw-older", older)
-    assert not hashers._verify("pw-other", older)
-    with pytest.raises(argon2.exceptions.InvalidHashError):
-        Argon2PasswordHasher().verify("pw", "argon2$not-a-hash")
-    with pytest.raises(argon2.exceptions.InvalidHashError):
-        hashers._verify("pw", "argon2$not-a-hash")
-
-
-def test_hashes_it_cannot_compute_or_spelled_otherwise_get_djangos_own_answer():
-    import argon2
-
-    good = Argon2PasswordHasher().encode("pw-edge", "a-salt-of-some-length")
-    prefix, salt, digest = good.rsplit("$", 2)
-    short_salt = "argon2" + argon2.low_level.hash_secret(
-        b"pw-edge", b"12345678", time_cost=1, memory_cost=64, parallelism=2, hash_len=16, type=argon2.low_level.Type.ID,
-    ).decode().replace("$MTIzNDU2Nzg$", "$MTIz$")  # a 3-byte salt: libargon2 refuses to compute it
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    # 32 bytes in 43 characters leave 2 bits unused: flipping one gives the same bytes to a lax decoder.
-    odd_last = alphabet[alphabet.index(digest[-1]) ^ 1]
-    odd_spelling = f"{prefix}${salt}${digest[:-1]}{odd_last}"
-    for encoded in (short_salt, odd_spelling, f"{prefix}${salt}$"):
-        assert hashers._verify("pw-edge", encoded) == Argon2PasswordHasher().verify("pw-edge", encoded)
-    assert hashers._verify(b"pw-edge", good)  # bytes, as Django's hasher takes them
-
-
-def most_threads_during(check) -> int:
-    """How many threads this process had at most while check() ran on a thread of its own."""
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (check(), done.set()))
-    most = 0
-    worker.start()
-    while not done.is_set():
-        most = max(most, len(os.listdir("/proc/self/task")))
-    worker.join()
-    return most
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process's threads from /proc")
-def test_a_check_computes_its_lanes_on_one_thread():
-    encoded = Argon2PasswordHasher().encode("pw-lanes", Argon2PasswordHasher().salt())
-    before = len(os.listdir("/proc/self/task"))
-    # Django's own check starts a thread per lane (8); the helper's starts none beside its own.
-    assert most_threads_during(lambda: Argon2PasswordHasher().verify("pw-lanes", encoded)) >= before + 1 + 4
-    assert most_threads_during(lambda: hashers._verify("pw-lanes", encoded)) == before + 1
-
-
-def test_the_shipped_settings_use_it_first(settings):
+def test_the_shipped_hasher_is_djangos_argon2id_at_owasps_parameters():
     from clinic_auth import settings as shipped
 
-    assert shipped.PASSWORD_HASHERS[0] == "clinic_auth.hashers.LowPriorityArgon2PasswordHasher"
+    assert shipped.PASSWORD_HASHERS == SHIPPED_HASHERS
+    hasher = ClinicArgon2PasswordHasher()
+    assert isinstance(hasher, Argon2PasswordHasher) and hasher.algorithm == "argon2"
+    encoded = hasher.encode("a clinic password", hasher.salt())
+    assert encoded.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")  # OWASP: 19 MiB, 2 passes, 1 lane
+    assert Argon2PasswordHasher().verify("a clinic password", encoded)  # the same kind of hash as Django's
+    assert not hasher.verify("another password", encoded)
+    # Only parameters differ: every method is Django's own.
+    assert {name for name in vars(ClinicArgon2PasswordHasher) if not name.startswith("__")} == {
+        "time_cost", "memory_cost", "parallelism"
+    }
 
 
-def scheduling_here():
-    """Run in the helper: which process this is, and how the kernel schedules it."""
-    return os.getpid(), os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+@pytest.mark.django_db
+def test_a_hash_with_djangos_default_parameters_is_upgraded_at_the_next_sign_in(settings, staff):
+    settings.PASSWORD_HASHERS = SHIPPED_HASHERS
+    djangos = Argon2PasswordHasher()
+    staff.password = djangos.encode(PASSWORD, djangos.salt())
+    staff.save(update_fields=["password"])
+    assert identify_hasher(staff.password).decode(staff.password)["memory_cost"] == 102400
+    response = Client().post(reverse("login"), {"username": staff.username, "password": PASSWORD})
+    assert response.status_code == 302
+    staff.refresh_from_db()
+    assert staff.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
+    assert check_password(PASSWORD, staff.password)
 
 
-def nap_here(seconds):
-    started = time.monotonic()
-    time.sleep(seconds)
-    return started, time.monotonic()
+def test_checks_beyond_the_bound_are_refused_at_once_and_a_slot_is_given_back():
+    slots = PasswordCheckSlots(running=1, waiting=1, timeout=5)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with slots.slot():
+            holding.set()
+            release.wait(5)
+
+    def wait_then_check():
+        with slots.slot():
+            return "checked"
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(hold)
+        holding.wait(5)
+        waiter = pool.submit(wait_then_check)  # waits for the running check
+        while slots.waiting == 0:
+            pass
+        with pytest.raises(PasswordChecksBusy):  # one running, one waiting: a third is refused at once
+            with slots.slot():
+                pass
+        release.set()
+        first.result(5)
+        assert waiter.result(5) == "checked"  # the waiting check got the slot once the first ended
+    assert slots.running == 0 and slots.waiting == 0
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="scheduling policies are Linux's")
-def test_a_check_runs_in_a_helper_process_the_kernel_schedules_only_when_the_cpu_is_free(settings):
-    own_nice = os.getpriority(os.PRIO_PROCESS, 0)
-    pid, policy, nice = hashers.run_low_priority(scheduling_here)
-    # Its own process, so its Python never holds a web worker's GIL while the kernel keeps it waiting.
-    assert pid != os.getpid()
-    assert settings.PASSWORD_HASH_SCHED_IDLE and policy == os.SCHED_IDLE
-    # Also niced, for a kernel or sandbox that refuses SCHED_IDLE.
-    assert nice == min(19, own_nice + settings.PASSWORD_HASH_NICE) > own_nice
-    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the request's own thread is left as it was
+def test_a_wait_longer_than_the_timeout_is_refused():
+    slots = PasswordCheckSlots(running=1, waiting=5, timeout=0.05)
+    with slots.slot():
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(lambda: slots.slot().__enter__())
+            with pytest.raises(PasswordChecksBusy):  # it waited its 0.05 s for the slot held here
+                future.result(5)
+    assert slots.running == 0 and slots.waiting == 0
 
 
-def test_one_worker_runs_one_check_at_a_time_by_default(settings):
-    assert settings.PASSWORD_HASH_PROCESSES == 1
-    with ThreadPoolExecutor(4) as requests:
-        spans = sorted(requests.map(lambda _: hashers.run_low_priority(nap_here, 0.05), range(4)))
-    for (_, previous_end), (next_start, _) in zip(spans, spans[1:]):
-        assert next_start >= previous_end
+def test_a_slot_is_reentrant_for_djangos_upgrade_inside_a_check():
+    slots = PasswordCheckSlots(running=1, waiting=0, timeout=0)
+    with slots.slot():
+        with slots.slot():  # set_password inside check_password's setter, on the same thread
+            assert slots.running == 1
+    assert slots.running == 0
 
 
-def test_a_helper_that_died_is_replaced(settings):
-    pid, _, _ = hashers.run_low_priority(scheduling_here)
-    os.kill(pid, signal.SIGKILL)
-    hasher = LowPriorityArgon2PasswordHasher()
-    encoded = Argon2PasswordHasher().encode("pw-123456789", hasher.salt())
-    assert hasher.verify("pw-123456789", encoded)  # the sign-in after the helper died still works
-    new_pid, _, _ = hashers.run_low_priority(scheduling_here)
-    assert new_pid != pid
+@pytest.mark.django_db
+def test_a_sign_in_when_the_worker_is_busy_is_a_503_with_retry_after(settings, staff, monkeypatch):
+    settings.PASSWORD_CHECKS_AT_ONCE = 1
+    settings.PASSWORD_CHECKS_WAITING = 0
+    started, release = threading.Event(), threading.Event()
+    real_check = User.check_password
 
+    def slow_check(self, raw):
+        with passwords.password_check_slot():
+            started.set()
+            release.wait(5)
+        return real_check(self, raw)
 
-def test_with_priority_lowering_off_checks_run_on_the_requests_own_thread(settings):
-    settings.PASSWORD_HASH_SCHED_IDLE = False
-    settings.PASSWORD_HASH_NICE = 0
-    pid, _, _ = hashers.run_low_priority(scheduling_here)
-    assert pid == os.getpid()
-    if sys.platform.startswith("linux"):  # and it is Django's check as it is, a thread per lane
-        encoded = Argon2PasswordHasher().encode("pw-off", Argon2PasswordHasher().salt())
-        before = len(os.listdir("/proc/self/task"))
-        assert most_threads_during(lambda: LowPriorityArgon2PasswordHasher().verify("pw-off", encoded)) >= before + 1 + 4
-
-
-def test_gunicorns_worker_start_starts_the_helper_only_for_this_hasher(settings, monkeypatch):
-    started = []
-    monkeypatch.setattr(hashers, "run_low_priority", lambda function, *args: started.append(function))
-    hashers.start_helper()
-    assert started == []  # the suite's first hasher is MD5: nothing to start
-    settings.PASSWORD_HASHERS = ["clinic_auth.hashers.LowPriorityArgon2PasswordHasher"]
-    hashers.start_helper()
-    assert started == [os.getpid]
-
-
-WORKER_THAT_STARTS_A_HELPER = """
-import os, sys, time
-import django
-django.setup()
-from clinic_auth import hashers
-helper, _, _ = hashers.run_low_priority(sys.modules["tests.test_password_hasher"].scheduling_here)
-print(helper, flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_helper_ends_when_its_worker_is_killed():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "clinic_auth.settings"}
-    worker = subprocess.Popen(
-        [sys.executable, "-c", "import tests.test_password_hasher\n" + WORKER_THAT_STARTS_A_HELPER],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=subprocess.PIPE, text=True,
-    )
-    helper = int(worker.stdout.readline())
-    assert Path(f"/proc/{helper}").exists()
-    worker.kill()  # as gunicorn kills a worker past its timeout: no chance to shut the helper down
-    worker.wait()
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{helper}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not Path(f"/proc/{helper}").exists()
+    with ThreadPoolExecutor(1) as pool:
+        monkeypatch.setattr(User, "check_password", slow_check)
+        pool.submit(lambda: User(username="x").check_password("x"))
+        assert started.wait(5)
+        monkeypatch.setattr(User, "check_password", real_check)
+        response = Client().post(reverse("login"), {"username": staff.username, "password": PASSWORD})
+        release.set()
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(passwords.RETRY_AFTER_SECONDS)
+    assert "Busy: try again in a moment" in response.content.decode()
+    # Once the worker is free the same sign-in goes through.
+    assert Client().post(reverse("login"), {"username": staff.username, "password": PASSWORD}).status_code == 302

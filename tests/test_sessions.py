@@ -144,7 +144,7 @@ def test_the_code_step_costs_six_statements(client, staff, enrol, login):
     rename = ["WITH renamed"] if connection.vendor == "postgresql" else ['UPDATE "django_session"', 'UPDATE "users_usersession"']
     assert statements == [
         'SELECT "session_data"',
-        'SELECT "users_user"."id",',
+        'SELECT "users_user".*,',
         'SELECT "twofactor_encryptedtotpdevice"."id",',  # with the user's row, both locked
         'UPDATE "twofactor_encryptedtotpdevice"',
         'UPDATE "users_user"',

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from clinic_auth.twofactor import services
-from clinic_auth.twofactor.events import client_ip
+from clinic_auth.http import client_ip
 from clinic_auth.twofactor.models import AuditEvent
 
 from .models import User

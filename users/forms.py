@@ -1,15 +1,11 @@
-import math
-
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from clinic_auth.twofactor import texts
-from clinic_auth.twofactor.events import client_ip
+from clinic_auth.passwords import PasswordAttemptsThrottled
 
-from . import login_throttle
 from .models import User
 from .selectors import SORTS
 
@@ -33,7 +29,7 @@ class UserSearchForm(forms.Form):
 
 
 class LoginForm(AuthenticationForm):
-    """Django's login form, throttled per account-and-address and per address."""
+    """Django's login form; the backend counts every attempt in the password throttle."""
 
     error_messages = {
         **AuthenticationForm.error_messages,
@@ -43,21 +39,10 @@ class LoginForm(AuthenticationForm):
     }
 
     def clean(self):
-        username = self.cleaned_data.get("username") or ""
-        ip = client_ip(self.request)
-        if username and self.cleaned_data.get("password"):
-            until = login_throttle.begin_attempt(username=username, ip=ip)
-        else:
-            until = login_throttle.locked_until(username=username, ip=ip)
-        if until is not None:
-            minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
-            raise forms.ValidationError(
-                self.error_messages["throttled"].format(minutes=minutes), code="throttled"
-            )
-        cleaned = super().clean()  # a wrong password raises here and stays counted
-        if self.get_user() is not None:
-            login_throttle.record_success(username=username, ip=ip)
-        return cleaned
+        try:
+            return super().clean()  # a wrong password raises here and stays counted
+        except PasswordAttemptsThrottled as throttled:
+            raise forms.ValidationError(texts.throttled_message(throttled.until), code="throttled") from None
 
 
 class KeyNameForm(forms.Form):

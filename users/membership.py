@@ -12,7 +12,6 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
 from django.urls import reverse
@@ -21,6 +20,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import base36_to_int, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
+from clinic_auth.passwords import hash_password
 from clinic_auth.twofactor import events
 from clinic_auth.twofactor import services as twofa_services
 from clinic_auth.twofactor.models import AuditEvent
@@ -141,9 +141,9 @@ def invitation_accept(*, token: str, password: str, ip: str | None) -> User | No
     """Set the invitee's first password and use up the link; None when the link no longer works.
 
     The invitation row is locked, so two submissions of one link cannot both succeed. The
-    password is hashed before any lock is taken: a check waits for idle CPU (clinic_auth/hashers.py).
+    password is hashed before any lock is taken: hashing takes tens of milliseconds and may wait its turn (clinic_auth/passwords.py).
     """
-    encoded = make_password(password)
+    encoded = hash_password(password)
     with transaction.atomic():
         invitation = (
             Invitation.objects.select_for_update()
@@ -211,8 +211,8 @@ def reset_link_outlived_deactivation(*, user: User, token: str) -> bool:
 
 def password_reset_complete(*, user: User, new_password: str, ip: str | None) -> User:
     """Set the new password and end every session of the user; nothing here signs anyone in.
-    The password is hashed before the user row is locked (a check waits for idle CPU)."""
-    encoded = make_password(new_password)
+    The password is hashed before the user row is locked (it may wait its turn: clinic_auth/passwords.py)."""
+    encoded = hash_password(new_password)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         user.password = encoded

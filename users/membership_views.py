@@ -26,7 +26,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from clinic_auth.twofactor import reauth
 from clinic_auth.twofactor import session as twofactor_session
-from clinic_auth.twofactor.events import client_ip
+from clinic_auth.http import client_ip
 
 from . import membership
 from .forms import ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPasswordForm

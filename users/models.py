@@ -7,6 +7,8 @@ from django.db.models import Value
 from django.db.models.functions import Concat, Upper
 from django.utils.crypto import salted_hmac
 
+from clinic_auth.passwords import password_check_slot
+
 
 def new_session_nonce() -> str:
     return secrets.token_hex(16)
@@ -68,6 +70,16 @@ class User(AbstractUser):
                 if not field.primary_key and not field.generated and field.name != "twofa_enrolled"
             ]
         super().save(*args, **kwargs)
+
+    # Every password hashed or checked, the backend's decoy check for an unknown username included,
+    # goes through these, so each worker runs a bounded number at once (clinic_auth/passwords.py).
+    def check_password(self, raw_password):
+        with password_check_slot():
+            return super().check_password(raw_password)
+
+    def set_password(self, raw_password):
+        with password_check_slot():
+            super().set_password(raw_password)
 
     def rotate_session_nonce(self) -> None:
         """Ends every session of this user once saved (see get_session_auth_hash)."""

@@ -1,6 +1,6 @@
 """Keep the list of a user's signed-in browsers exact as Django signs them in and out."""
 
-from clinic_auth.twofactor.events import client_ip
+from clinic_auth.http import client_ip
 
 from . import services
 from .models import User, UserSession

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from django.contrib.sessions.models import Session
@@ -10,10 +9,9 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
-from clinic_auth.twofactor import devices, events, texts
+from clinic_auth.twofactor import devices, events
 from clinic_auth.twofactor.models import AuditEvent
 
-from . import login_throttle
 from .models import User, UserSession
 
 
@@ -93,20 +91,3 @@ def user_signed_out_for_switch(*, user: User, session_key: str | None, ip_addres
         if session_key:
             user_session_mark_ended(session_key=session_key, reason=UserSession.EndReason.SWITCHED_USER)
         events.record(AuditEvent.Action.SIGNED_OUT_FOR_SWITCH, actor=user, target=user, ip_address=ip_address)
-
-
-class PasswordRefused(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-
-def user_password_confirm(*, user: User, password: str, ip_address: str | None) -> None:
-    """The password again (an account without 2FA confirming it's them), counted like a sign-in attempt."""
-    until = login_throttle.begin_attempt(username=user.get_username(), ip=ip_address)
-    if until is not None:
-        minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
-        raise PasswordRefused(texts.message("login_throttled", minutes=minutes))
-    if not user.check_password(password):
-        raise PasswordRefused(texts.message("password_wrong"))
-    login_throttle.record_success(username=user.get_username(), ip=ip_address)

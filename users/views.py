@@ -1,7 +1,7 @@
 import time
 
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import authenticate, logout
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, LogoutView, PasswordChangeView
 from django.core.exceptions import PermissionDenied
@@ -14,9 +14,9 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from clinic_auth.redirects import is_safe_next
+from clinic_auth.http import client_ip, is_safe_next
+from clinic_auth.passwords import PasswordAttemptsThrottled
 from clinic_auth.twofactor import devices, policy, reauth, services, session, texts
-from clinic_auth.twofactor.events import client_ip
 from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 
@@ -123,10 +123,13 @@ class ReauthenticateView(View):
                 form.add_error("code", texts.code_refused(refused))
         else:
             try:
-                user_services.user_password_confirm(user=user, password=form.cleaned_data["password"], ip_address=ip_address)
-                return True
-            except user_services.PasswordRefused as refused:
-                form.add_error("password", refused.message)
+                confirmed = authenticate(self.request, username=user.get_username(), password=form.cleaned_data["password"])
+            except PasswordAttemptsThrottled as throttled:
+                form.add_error("password", texts.throttled_message(throttled.until))
+            else:
+                if confirmed is not None and confirmed.pk == user.pk:
+                    return True
+                form.add_error("password", texts.message("password_wrong"))
         services.reauth_record_failure(user=user, ip_address=ip_address, detail=self.action["label"])
         return False
 

@@ -2,20 +2,17 @@
 
 import os
 
-import dj_database_url
+import environ
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "bench-peers-only-" + "x" * 50)
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ["DATABASE_URL"], conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0"))
-    )
-}
+DATABASES = {"default": environ.Env().db_url("DATABASE_URL")}
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DB_CONN_MAX_AGE", "0"))
 DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"  # as clinic_auth.settings
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]  # Django's defaults, as ClinicAuth
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]  # Django's defaults; the parts measured here check no password
 BASE_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",

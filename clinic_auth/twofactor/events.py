@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from .models import AuditEvent
 
 logger = logging.getLogger(__name__)
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    """The client address; X-Forwarded-For only counts behind configured trusted proxies."""
-    if request is None:
-        return None
-    address = request.META.get("REMOTE_ADDR", "")
-    proxies = settings.CLINICAUTH_TRUSTED_PROXY_COUNT
-    if proxies > 0:
-        hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            address = hops[-proxies]
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
 
 
 def record(

@@ -6,13 +6,10 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from clinic_auth.http import wants_json
+
 from . import policy, session, texts
 from .policy import Gate
-
-
-def wants_json(request: HttpRequest) -> bool:
-    accept = request.headers.get("Accept", "")
-    return "application/json" in accept or request.headers.get("X-Requested-With") == "XMLHttpRequest"
 
 
 class SessionTimeoutMiddleware:

@@ -17,10 +17,10 @@ from django.urls import path, reverse
 from django.views.i18n import JavaScriptCatalog
 from django_otp_webauthn import exceptions, views
 
-from clinic_auth.redirects import safe_next
+from clinic_auth.http import safe_next
 
 from . import devices, reauth, services, session, texts
-from .events import client_ip
+from clinic_auth.http import client_ip
 from .policy import Gate
 
 # Gates at which each ceremony may run: a second factor at the challenge; a new

@@ -14,7 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from . import session
-from .middleware import wants_json
+from clinic_auth.http import wants_json
 
 CONFIRM_VIEW = "reauthenticate"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 
 from django.conf import settings
@@ -81,6 +82,12 @@ MESSAGES = {
 
 def message(key: str, **kwargs) -> str:
     return str(MESSAGES[key]).format(**kwargs)
+
+
+def throttled_message(until: datetime) -> str:
+    """Too many wrong passwords: for how many minutes (at least one) the throttle holds."""
+    minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
+    return message("login_throttled", minutes=minutes)
 
 
 def locked_message(locked_until: datetime | None, *, failures: int | None = None) -> str:

@@ -16,10 +16,10 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from clinic_auth.redirects import safe_next
+from clinic_auth.http import safe_next
 
 from . import devices, policy, reauth, services, session, texts
-from .events import client_ip
+from clinic_auth.http import client_ip
 from .forms import ChallengeForm, TOTPCodeForm
 from .policy import Gate
 
