@@ -90,9 +90,8 @@ TEMPLATES = [
                 "clinic_auth.twofactor.context_processors.two_factor",
             ],
             # {% url %} and {% static %} (no {% load %} needed) as Django's, each distinct URL worked
-            # out once (issue 16). A template that loads Django's `static` library gets Django's own.
-            # {% extends %} as Django's, the top template's blocks found once (issue 16).
-            "builtins": ["clinic_auth.template_urls", "clinic_auth.template_extends"],
+            # out once. A template that loads Django's `static` library gets Django's own.
+            "builtins": ["clinic_auth.urltags"],
         },
     },
 ]
@@ -152,7 +151,7 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Sessions: clinics share front-desk computers (ASVS 3.3.2 L2).
-SESSION_ENGINE = "clinic_auth.sessions"  # database sessions, rotated in one UPDATE
+SESSION_ENGINE = "users.sessions"  # database sessions; the list of signed-in browsers follows their keys
 SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
 SESSION_ABSOLUTE_TIMEOUT = env.int("SESSION_ABSOLUTE_TIMEOUT", default=12 * 60 * 60)
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT

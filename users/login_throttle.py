@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import CharField
 from django.utils import timezone
-
-from clinic_auth.prepared import PreparedQuery
 
 from .models import LoginThrottle
 
@@ -86,19 +83,14 @@ def _reserve(username: str, ip: str | None, now: datetime) -> datetime | None:
 
 
 def _row_for_update(key: str, now: datetime) -> LoginThrottle:
-    existing = _ROW_LOCKED(key=key)
-    if existing:
-        return existing[0]
+    existing = LoginThrottle.objects.select_for_update().filter(key=key).first()
+    if existing is not None:
+        return existing
     # get_or_create survives a parallel first attempt creating the row (savepoint, then get again).
     row, _ = LoginThrottle.objects.select_for_update().get_or_create(
         key=key, defaults={"failures": 0, "window_started_at": now}
     )
     return row
-
-
-# Compiled once (clinic_auth.prepared): every password attempt locks two rows, and a guessing
-# attacker's refused attempts are little else.
-_ROW_LOCKED = PreparedQuery(lambda key: LoginThrottle.objects.select_for_update().filter(key=key), key=CharField())
 
 
 def record_success(*, username: str, ip: str | None) -> None:

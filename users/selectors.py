@@ -11,14 +11,14 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import is_password_usable
 from django.contrib.sessions.models import Session
 from django.core.paginator import Page, Paginator
-from django.db.models import BigIntegerField, BooleanField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import connections, router
+from django.db.models import BooleanField, Count, DateTimeField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext
 
-from clinic_auth.prepared import PreparedQuery
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor import texts as twofa_texts
@@ -34,43 +34,46 @@ SORTS = {
 }
 
 
-def _clinic_columns() -> list[tuple[str, str]]:
-    """(alias, column) of every clinic field, as the user query selects them."""
-    return [(f"clinic__{field.attname}", field.column) for field in Clinic._meta.concrete_fields]
-
-
 def signed_in_user(pk) -> User | None:
     """The signed-in user with their clinic, in one query: every page shows the clinic's name and the
     2FA rules read its policy.
 
-    Through Manager.raw() rather than select_related("clinic").get(): building that query on every
-    request cost three times what this costs (1.04 ms against 0.31 ms of CPU, in-process). raw()
-    turns the user's columns into the user as the ORM would; the clinic's come back as they are,
-    and become the clinic through Model.from_db. The one difference from the ORM's values is SQLite's
-    datetimes, which it returns naive: stored in UTC, they are made aware in UTC, as Django does.
+    A cursor and Model.from_db rather than select_related("clinic").get() or Manager.raw(): this runs
+    on every request, and building the ORM's query cost 7 times as much CPU (1.04 ms against 0.14 ms
+    in-process), raw()'s column mapping twice as much. The database driver gives every column as the
+    ORM would, but for SQLite's datetimes, which come back naive: they are stored in UTC and made
+    aware in UTC, as Django's SQLite backend does (tests/test_user_backend.py holds both databases'
+    instances to the ORM's, field for field).
     """
     pk = User._meta.pk.to_python(pk)
+    user_fields, clinic_fields = User._meta.concrete_fields, Clinic._meta.concrete_fields
     users, clinics = User._meta.db_table, Clinic._meta.db_table
-    clinic_key = User._meta.get_field("clinic").column
-    aliases = ", ".join(f'"{clinics}"."{column}" AS "{alias}"' for alias, column in _clinic_columns())
+    columns = [f'"{users}"."{field.column}"' for field in user_fields] + [f'"{clinics}"."{field.column}"' for field in clinic_fields]
     sql = (
-        f'SELECT "{users}".*, {aliases} FROM "{users}" LEFT OUTER JOIN "{clinics}" '
-        f'ON "{users}"."{clinic_key}" = "{clinics}"."{Clinic._meta.pk.column}" WHERE "{users}"."{User._meta.pk.column}" = %s'
+        f'SELECT {", ".join(columns)} FROM "{users}" LEFT OUTER JOIN "{clinics}" '
+        f'ON "{users}"."{User._meta.get_field("clinic").column}" = "{clinics}"."{Clinic._meta.pk.column}" '
+        f'WHERE "{users}"."{User._meta.pk.column}" = %s'
     )
-    user = next(iter(User.objects.raw(sql, [pk])), None)
-    if user is None:
+    using = router.db_for_read(User)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    row = vars(user)
-    values = [row.pop(alias) for alias, _ in _clinic_columns()]
-    if user.clinic_id is None:
-        user.clinic = None
-        return user
-    fields = Clinic._meta.concrete_fields
-    for index, field in enumerate(fields):
-        if isinstance(field, DateTimeField) and values[index] is not None and timezone.is_naive(values[index]):
-            values[index] = timezone.make_aware(values[index], dt_timezone.utc)
-    user.clinic = Clinic.from_db(user._state.db, [field.attname for field in fields], values)
+    user = User.from_db(using, [field.attname for field in user_fields], _aware(user_fields, row[: len(user_fields)]))
+    clinic_row = row[len(user_fields) :]
+    # The related object, as select_related leaves it: None when the join found no clinic.
+    user.clinic = Clinic.from_db(using, [field.attname for field in clinic_fields], _aware(clinic_fields, clinic_row)) if clinic_row[0] is not None else None
     return user
+
+
+def _aware(fields, values) -> list:
+    values = list(values)
+    for index, field in enumerate(fields):
+        value = values[index]
+        if isinstance(field, DateTimeField) and value is not None and timezone.is_naive(value):
+            values[index] = timezone.make_aware(value, dt_timezone.utc)
+    return values
 
 
 def clinic_users(clinic: Clinic) -> QuerySet[User]:
@@ -278,7 +281,8 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
     nor the absolute timeout has passed.
     """
     now = timezone.now()
-    rows = _OPEN_SESSION_ENTRIES(user_id=user.pk, now=now)
+    live_data = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=now).values("session_data")
+    rows = UserSession.objects.filter(user=user, ended_at=None).annotate(session_data=Subquery(live_data))
     current_hash = user.get_session_auth_hash()
     store = Session.get_session_store_class()()
     alive = []
@@ -306,16 +310,6 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
             )
         )
     return sorted(alive, key=lambda s: (not s.is_current, -s.last_active_at.timestamp()))
-
-
-def _open_session_entries(user_id, now):
-    """The user's browser-list entries not ended yet, each with its session's data while the session lives."""
-    live_data = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=now).values("session_data")
-    return UserSession.objects.filter(user_id=user_id, ended_at=None).annotate(session_data=Subquery(live_data))
-
-
-# Compiled once: My Profile lists the browsers on every view (clinic_auth.prepared).
-_OPEN_SESSION_ENTRIES = PreparedQuery(_open_session_entries, user_id=BigIntegerField(), now=DateTimeField())
 
 
 def _describe(part) -> str:

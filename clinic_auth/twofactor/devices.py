@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache, reduce
+from functools import reduce
 from operator import or_
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BigIntegerField, BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
-
-from clinic_auth.prepared import PreparedQuery
 
 from .models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice
 
@@ -75,34 +73,8 @@ class SignInMethods:
 
 
 def sign_in_methods(user) -> SignInMethods:
-    """The authenticator app, the passkeys and security keys, and the recovery codes left.
-
-    Two queries: the recovery-code count rides on the app's row (a scalar subquery); only a
-    user with keys and no app needs a third. My Profile is half of every staff member's page
-    views, and building these queries through the ORM cost more CPU than PostgreSQL's work on
-    them, so they are compiled once (clinic_auth.prepared; `make bench`).
-    """
-    apps = _APP_WITH_CODES_LEFT(user_id=user.pk)
-    app = apps[0] if apps else None
-    keys = _KEYS_OF(user_id=user.pk)
-    if app is not None:
-        left = app.recovery_codes_left
-    else:
-        left = recovery_codes_left(user) if keys else 0
-    return SignInMethods(app=app, keys=keys, recovery_codes_left=left)
-
-
-def _app_with_codes_left(user_id):
-    codes = RecoveryCode.objects.filter(device__user=OuterRef("user"), device__confirmed=True)
-    return (
-        EncryptedTOTPDevice.objects.filter(user_id=user_id, confirmed=True)
-        .annotate(recovery_codes_left=_count(codes, "device__user"))
-        .order_by("pk")[:1]
-    )
-
-
-_APP_WITH_CODES_LEFT = PreparedQuery(_app_with_codes_left, user_id=BigIntegerField())
-_KEYS_OF = PreparedQuery(lambda user_id: keys_of(user_id), user_id=BigIntegerField())
+    """The authenticator app, the passkeys and security keys, and the recovery codes left (three queries)."""
+    return SignInMethods(app=confirmed_totp_device(user), keys=list(keys_of(user)), recovery_codes_left=recovery_codes_left(user))
 
 
 @dataclass(frozen=True)
@@ -114,52 +86,32 @@ class MethodsAvailable:
 
 
 def methods_available(user) -> MethodsAvailable:
-    """One query, compiled once: a code-guessing attacker has this page rendered many times a second."""
-    (row,) = _METHODS_AVAILABLE(user_id=user.pk) or [None]
-    if row is None:
-        return MethodsAvailable(has_app=False, has_keys=False)
-    # Raw rows keep the database's own values: SQLite gives EXISTS as 0 or 1.
-    return MethodsAvailable(has_app=bool(row.has_app), has_keys=bool(row.has_keys))
-
-
-def _methods_available(user_id):
-    return (
+    """One query: a code-guessing attacker has this page rendered many times a second."""
+    row = (
         get_user_model()
-        .objects.filter(pk=user_id)
-        .only("pk")
-        .annotate(
+        .objects.filter(pk=user.pk)
+        .values(
             has_app=Exists(EncryptedTOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
             has_keys=Exists(WebAuthnCredential.objects.filter(user=OuterRef("pk"), confirmed=True)),
         )
+        .first()
     )
-
-
-_METHODS_AVAILABLE = PreparedQuery(_methods_available, user_id=BigIntegerField())
+    return MethodsAvailable(has_app=bool(row and row["has_app"]), has_keys=bool(row and row["has_keys"]))
 
 
 def confirmed_device_for_update(model, user, *, lock_user: bool = False):
     """The user's confirmed device of this kind, its row locked until the transaction ends; with
     `lock_user`, the user's row too, locked first, in the order every 2FA change takes them (user,
     then devices), in the same statement (`FOR UPDATE OF` locks in the order it names the tables).
-
-    Compiled once (clinic_auth.prepared): every sign-in code runs it, and building it through the
-    ORM cost more CPU than the rest of the check.
     """
-    (device,) = _device_for_update_query(model, lock_user)(user_id=user.pk) or [None]
-    return device
-
-
-@cache
-def _device_for_update_query(model, lock_user: bool) -> PreparedQuery:
-    def build(user_id):
-        devices = model.objects.filter(user_id=user_id, confirmed=True).order_by("pk")[:1]
-        if not lock_user:
-            return devices.select_for_update()
+    devices = model.objects.filter(user=user, confirmed=True).order_by("pk")
+    if lock_user:
         # The user's row joins only to be locked: its key is all it brings.
         device_fields = [field.name for field in model._meta.concrete_fields]
-        return devices.select_related("user").only(*device_fields, "user__id").select_for_update(of=("user", "self"))
-
-    return PreparedQuery(build, user_id=BigIntegerField())
+        devices = devices.select_related("user").only(*device_fields, "user__id").select_for_update(of=("user", "self"))
+    else:
+        devices = devices.select_for_update()
+    return devices.first()
 
 
 def recovery_device(user) -> RecoveryCodeDevice | None:

@@ -2,18 +2,15 @@ import secrets
 import time
 from base64 import b32encode
 from datetime import timedelta
-from functools import cache
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
-from django.db import DatabaseError, models, transaction
+from django.db import models
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin, VerifyNotAllowed
 from django_otp.oath import TOTP
-
-from clinic_auth.prepared import PreparedUpdate
 
 from . import crypto
 
@@ -38,28 +35,13 @@ class LockoutThrottlingMixin(ThrottlingMixin):
     def record_failure(self) -> None:
         """One more wrong code (the row is locked by the caller)."""
         self.throttle_increment(commit=False)
-        self._write_fields(self.THROTTLE_FIELDS)
+        self.save(update_fields=self.THROTTLE_FIELDS)
 
     def record_success(self, *changed: str) -> None:
         """A code was accepted: clear the failures, note the use, and write only what changed."""
         self.throttle_reset(commit=False)
         self.set_last_used_timestamp(commit=False)
-        self._write_fields([*changed, *self.THROTTLE_FIELDS, "last_used_at"])
-
-    def _write_fields(self, fields) -> None:
-        """What save(update_fields=fields) writes, through an UPDATE compiled once per model and fields
-        (clinic_auth.prepared): every sign-in code runs one, and building it through the ORM cost more
-        than running it (0.6 ms of a 5.2 ms code step, issue 16). No signals are sent: the one receiver
-        of device saves (users.receivers.device_saved) ignores saves that leave the owner and
-        `confirmed` alone, as these do."""
-        written = [field for field in self._meta.concrete_fields if {field.name, field.attname} & set(fields)]  # save()'s order
-        unknown = set(fields) - {name for field in written for name in (field.name, field.attname)}
-        if unknown:  # as save() refuses them: a field left unwritten could let a used code count again
-            raise ValueError(f"These fields do not exist in this model or are not concrete: {', '.join(sorted(unknown))}.")
-        values = {field.name: field.pre_save(self, False) for field in written}
-        with transaction.mark_for_rollback_on_error(self._state.db):
-            if not _fields_update(type(self), tuple(values))(pk=self.pk, **values):
-                raise DatabaseError("Save with update_fields did not affect any rows.")  # as save() says it
+        self.save(update_fields=[*changed, *self.THROTTLE_FIELDS, "last_used_at"])
 
     def verify_is_allowed(self):
         count = self.throttling_failure_count
@@ -74,13 +56,6 @@ class LockoutThrottlingMixin(ThrottlingMixin):
                 return False, {"reason": VerifyNotAllowed.N_FAILED_ATTEMPTS, "failure_count": count, "locked_until": locked_until}
             return Device.verify_is_allowed(self)
         return super().verify_is_allowed()
-
-
-@cache
-def _fields_update(model, fields: tuple[str, ...]) -> PreparedUpdate:
-    meta = model._meta
-    arguments = {"pk": meta.pk, **{name: meta.get_field(name) for name in fields}}
-    return PreparedUpdate(lambda pk, **values: (model._base_manager.filter(pk=pk), values), **arguments)
 
 
 def new_encrypted_totp_key() -> str:

