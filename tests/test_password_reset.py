@@ -7,11 +7,10 @@ new password and their code, as at any login. No enumeration, throttled, audited
 import html
 import re
 import time
-from datetime import datetime, timedelta
-from unittest import mock
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.contrib.auth.tokens import default_token_generator
+import time_machine
 from django.core import mail
 from django.db import connection
 from django.test import Client
@@ -179,10 +178,10 @@ def test_link_works_once(client, member, django_capture_on_commit_callbacks):
 def test_link_dies_after_a_later_login(client, member, enrolled, django_capture_on_commit_callbacks):
     path = requested_link(client, "nurse.joy", django_capture_on_commit_callbacks)
     assert Client().get(path).status_code == 302  # still good
-    time.sleep(1.1)  # last_login is compared to the second
-    browser = Client()
-    browser.post(reverse("login"), {"username": "nurse.joy", "password": PASSWORD})
-    assert browser.post(reverse("two_factor_challenge"), {"code": next_code(enrolled)}).status_code == 302
+    with time_machine.travel(timedelta(seconds=2)):  # last_login is compared to the second
+        browser = Client()
+        browser.post(reverse("login"), {"username": "nurse.joy", "password": PASSWORD})
+        assert browser.post(reverse("two_factor_challenge"), {"code": next_code(enrolled)}).status_code == 302
     member.refresh_from_db()
     assert member.last_login is not None
     response = Client().get(path)
@@ -197,22 +196,22 @@ def test_link_dies_after_a_later_password_change(client, member, django_capture_
 
 
 def test_link_expires_after_one_hour(client, member, django_capture_on_commit_callbacks):
-    issued = datetime.now()
-    with mock.patch.object(default_token_generator, "_now", return_value=issued):
+    issued = datetime.now(timezone.utc)
+    with time_machine.travel(issued, tick=False):
         path = requested_link(client, "nurse.joy", django_capture_on_commit_callbacks)
-    with mock.patch.object(default_token_generator, "_now", return_value=issued + timedelta(minutes=59)):
+    with time_machine.travel(issued + timedelta(minutes=59), tick=False):
         assert Client().get(path).status_code == 302
-    with mock.patch.object(default_token_generator, "_now", return_value=issued + timedelta(minutes=60, seconds=2)):
+    with time_machine.travel(issued + timedelta(minutes=60, seconds=2), tick=False):
         response = Client().get(path)
         assert response.status_code == 200 and "This reset link no longer works" in response.content.decode()
 
 
 def test_form_left_open_past_the_hour_is_refused(client, member, django_capture_on_commit_callbacks):
-    issued = datetime.now()
-    with mock.patch.object(default_token_generator, "_now", return_value=issued):
+    issued = datetime.now(timezone.utc)
+    with time_machine.travel(issued, tick=False):
         path = requested_link(client, "nurse.joy", django_capture_on_commit_callbacks)
         opened = client.get(path)
-    with mock.patch.object(default_token_generator, "_now", return_value=issued + timedelta(hours=2)):
+    with time_machine.travel(issued + timedelta(hours=2), tick=False):
         response = client.post(opened.url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
     assert "This reset link no longer works" in response.content.decode()
     member.refresh_from_db()
@@ -254,8 +253,8 @@ def test_deactivated_member_gets_no_link_and_an_old_link_dies_even_after_reactiv
     assert "This reset link no longer works" in Client().get(path).content.decode()
     mail.outbox.clear()
     # A link asked for after the reactivation (a few seconds later: tokens count whole seconds) works.
-    later = datetime.now() + timedelta(seconds=3)
-    with mock.patch.object(default_token_generator, "_now", return_value=later):
+    later = datetime.now(timezone.utc) + timedelta(seconds=3)
+    with time_machine.travel(later, tick=False):
         fresh = requested_link(Client(), "nurse.joy", django_capture_on_commit_callbacks)
         assert Client().get(fresh).status_code == 302
 
@@ -283,7 +282,7 @@ def test_throttle_window_passes(member, django_capture_on_commit_callbacks):
         ask(Client(), "nurse.joy", django_capture_on_commit_callbacks)
     assert len(mail.outbox) == reset_throttle.ACCOUNT.limit
     later = timezone.now() + reset_throttle.WINDOW + timedelta(seconds=1)
-    with mock.patch("django.utils.timezone.now", return_value=later):
+    with time_machine.travel(later):
         ask(Client(), "nurse.joy", django_capture_on_commit_callbacks)
     assert len(mail.outbox) == reset_throttle.ACCOUNT.limit + 1
     assert LoginThrottle.objects.filter(key=f"reset-acct:{member.pk}").exists()

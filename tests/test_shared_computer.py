@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.core import mail
@@ -29,10 +31,10 @@ def code_hashes(user) -> set[str]:
     return set(RecoveryCode.objects.filter(device__user=user).values_list("code_hash", flat=True))
 
 
-def later(monkeypatch, seconds: float) -> None:
-    """Move the clock the session adapter reads forward (the re-auth window is measured with it)."""
-    start = time.time()
-    monkeypatch.setattr(twofa_session.time, "time", lambda: start + seconds)
+def later(clock, seconds: float) -> None:
+    """Move the clock (time-machine's fixture) forward and stop it there: the re-auth window, the
+    session's timeouts and the codes all read it."""
+    clock.move_to(datetime.now(dt_timezone.utc) + timedelta(seconds=seconds), tick=False)
 
 
 def password_login(client: Client, user: User, password: str = PASSWORD):
@@ -64,10 +66,10 @@ def test_within_the_window_a_sensitive_action_runs_at_once(enrolled, staff):
 
 
 @pytest.mark.django_db
-def test_after_the_window_the_action_waits_for_a_code_then_runs_as_submitted(enrolled, staff, monkeypatch, settings):
+def test_after_the_window_the_action_waits_for_a_code_then_runs_as_submitted(enrolled, staff, settings, time_machine):
     client, device = enrolled
     before = code_hashes(staff)
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
 
     response = client.post(CODES)
     assert response.status_code == 302 and response.url == CONFIRM
@@ -87,9 +89,9 @@ def test_after_the_window_the_action_waits_for_a_code_then_runs_as_submitted(enr
 
 
 @pytest.mark.django_db
-def test_a_wrong_code_is_refused_audited_and_throttled_like_at_sign_in(enrolled, staff, monkeypatch, settings):
+def test_a_wrong_code_is_refused_audited_and_throttled_like_at_sign_in(enrolled, staff, settings, time_machine):
     client, device = enrolled
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     client.post(CODES)
     before = code_hashes(staff)
     wrong = next(c for c in ("000000", "999999") if c != next_code(device))
@@ -104,10 +106,10 @@ def test_a_wrong_code_is_refused_audited_and_throttled_like_at_sign_in(enrolled,
 
 
 @pytest.mark.django_db
-def test_turning_mandatory_off_keeps_every_field_the_admin_typed(clinic, clinic_admin, admin_client, monkeypatch, settings):
+def test_turning_mandatory_off_keeps_every_field_the_admin_typed(clinic, clinic_admin, admin_client, settings, time_machine):
     Clinic.objects.filter(pk=clinic.pk).update(mandatory_2fa=True)
     device = devices.confirmed_totp_device(clinic_admin)
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     edit = reverse("clinic_edit", args=[clinic.pk])
     response = admin_client.post(edit, {"name": "Renamed Clinic", "address": "1 High St", "phone": "0123"})
     assert response.url == CONFIRM
@@ -123,8 +125,8 @@ def test_turning_mandatory_off_keeps_every_field_the_admin_typed(clinic, clinic_
 
 
 @pytest.mark.django_db
-def test_turning_mandatory_on_needs_no_confirmation(clinic, clinic_admin, admin_client, monkeypatch, settings):
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+def test_turning_mandatory_on_needs_no_confirmation(clinic, clinic_admin, admin_client, settings, time_machine):
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     edit = reverse("clinic_edit", args=[clinic.pk])
     response = admin_client.post(edit, {"name": clinic.name, "mandatory_2fa": "on"})
     assert response.status_code == 302 and response.url != CONFIRM
@@ -132,10 +134,10 @@ def test_turning_mandatory_on_needs_no_confirmation(clinic, clinic_admin, admin_
 
 
 @pytest.mark.django_db
-def test_disabling_a_members_2fa_names_the_member(clinic_admin, admin_client, user_factory, enrol, monkeypatch, settings):
+def test_disabling_a_members_2fa_names_the_member(clinic_admin, admin_client, user_factory, enrol, settings, time_machine):
     member = user_factory(first_name="Joy", last_name="Nurse")
     enrol(member, http_client=Client())
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     response = admin_client.post(reverse("user_disable_2fa", args=[member.pk]))
     assert response.url == CONFIRM
     assert "disable two-factor authentication for Joy Nurse" in admin_client.get(CONFIRM).content.decode()
@@ -145,19 +147,19 @@ def test_disabling_a_members_2fa_names_the_member(clinic_admin, admin_client, us
 
 
 @pytest.mark.django_db
-def test_json_requests_get_a_403_that_says_where_to_confirm(enrolled, monkeypatch, settings):
+def test_json_requests_get_a_403_that_says_where_to_confirm(enrolled, settings, time_machine):
     client, _ = enrolled
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     response = client.post(CODES, HTTP_ACCEPT="application/json")
     assert response.status_code == 403
     assert response.json() == {"error": "reauthentication_required", "redirect": CONFIRM}
 
 
 @pytest.mark.django_db
-def test_an_account_without_2fa_confirms_with_its_password(staff, monkeypatch, settings):
+def test_an_account_without_2fa_confirms_with_its_password(staff, settings, time_machine):
     client = Client()
     password_login(client, staff)
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     response = client.post(reverse("passkey_add"))
     assert response.url == CONFIRM
     page = client.get(CONFIRM).content.decode()
@@ -170,10 +172,10 @@ def test_an_account_without_2fa_confirms_with_its_password(staff, monkeypatch, s
 
 
 @pytest.mark.django_db
-def test_password_confirmation_is_throttled_like_sign_in(staff, monkeypatch, settings):
+def test_password_confirmation_is_throttled_like_sign_in(staff, settings, time_machine):
     client = Client()
     password_login(client, staff)
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     client.post(reverse("passkey_add"))
     for _ in range(10):
         client.post(CONFIRM, {"password": "wrong password"})
@@ -182,7 +184,7 @@ def test_password_confirmation_is_throttled_like_sign_in(staff, monkeypatch, set
 
 
 @pytest.mark.django_db
-def test_a_key_only_account_confirms_with_its_passkey(staff, clinic, monkeypatch, settings):
+def test_a_key_only_account_confirms_with_its_passkey(staff, clinic, settings, time_machine):
     Clinic.objects.filter(pk=clinic.pk).update(mandatory_2fa=True)
     key = SoftKey()
     client = Client()
@@ -190,7 +192,7 @@ def test_a_key_only_account_confirms_with_its_passkey(staff, clinic, monkeypatch
     add_key(client, key)  # the forced set-up, with a key alone
     add_key(client, SoftKey())  # and a second key, within the window
     second = WebAuthnCredential.objects.filter(user=staff).order_by("-pk").first()
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
 
     assert client.post(reverse("passkey_remove", args=[second.pk])).url == CONFIRM
     page = client.get(CONFIRM).content.decode()
@@ -213,9 +215,9 @@ def test_a_signed_in_session_cannot_run_the_sign_in_ceremony_without_a_pending_a
 
 
 @pytest.mark.django_db
-def test_adding_a_key_to_an_enrolled_account_asks_first(enrolled, monkeypatch, settings):
+def test_adding_a_key_to_an_enrolled_account_asks_first(enrolled, settings, time_machine):
     client, _ = enrolled
-    later(monkeypatch, settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     response = post_json(client, REG_BEGIN)
     assert response.status_code == 403 and response.json()["error"] == "reauthentication_required"
     profile = client.get(reverse("profile")).content.decode()
@@ -456,16 +458,16 @@ def test_without_a_keep_alive_the_idle_logout_happens_as_before(staff, client, s
 
 
 @pytest.mark.django_db
-def test_the_parked_action_waits_longer_than_a_short_window(enrolled, staff, monkeypatch, settings):
+def test_the_parked_action_waits_longer_than_a_short_window(enrolled, staff, settings, time_machine):
     settings.CLINICAUTH_REAUTH_WINDOW = 2
     client, device = enrolled
     before = code_hashes(staff)
-    later(monkeypatch, 3)
+    later(time_machine, 3)
     assert client.post(CODES).url == CONFIRM
-    later(monkeypatch, 3 + 120)  # two minutes to find the phone and type the code
+    later(time_machine, 3 + 120)  # two minutes to find the phone and type the code
     assert client.post(CONFIRM, {"code": next_code(device)}).url == CODES
     assert code_hashes(staff) != before
-    later(monkeypatch, 3 + 120 + twofa_session.PENDING_ACTION_LIFETIME + 1)
+    later(time_machine, 3 + 120 + twofa_session.PENDING_ACTION_LIFETIME + 1)
     assert client.post(CODES).url == CONFIRM
-    later(monkeypatch, 3 + 2 * (120 + twofa_session.PENDING_ACTION_LIFETIME))
+    later(time_machine, 3 + 2 * (120 + twofa_session.PENDING_ACTION_LIFETIME))
     assert "There is nothing waiting to be confirmed." in client.get(CONFIRM, follow=True).content.decode()

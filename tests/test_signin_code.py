@@ -204,15 +204,13 @@ def test_eight_digits_are_read_as_a_signin_code():
 
 
 @pytest.mark.django_db
-def test_issuing_asks_the_admin_to_confirm_it_is_them_first(admin_client, clinic_admin, staff, old_app, monkeypatch,
+def test_issuing_asks_the_admin_to_confirm_it_is_them_first(admin_client, clinic_admin, staff, old_app, time_machine,
                                                           settings):
     """Issue 13's "Confirm it's you": a session that has not proved its factor recently confirms first;
     then the code is issued and shown once, with nothing to click again."""
     from clinic_auth.twofactor import devices
-    from clinic_auth.twofactor import session as twofa_session
 
-    start = twofa_session.time.time()
-    monkeypatch.setattr(twofa_session.time, "time", lambda: start + settings.CLINICAUTH_REAUTH_WINDOW + 1)
+    time_machine.move_to(timezone.now() + timedelta(seconds=settings.CLINICAUTH_REAUTH_WINDOW + 1), tick=False)
     response = admin_client.post(reverse("user_signin_code", args=[staff.pk]))
     assert response.status_code == 302 and response.url == reverse("reauthenticate")
     assert not AdminIssuedCodeDevice.objects.exists()

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from django.contrib.auth.tokens import default_token_generator
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
-from django.utils.http import base36_to_int, urlsafe_base64_encode
+from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from clinic_auth.passwords import hash_password
@@ -29,6 +28,7 @@ from clinics.models import Clinic
 from . import reset_throttle, selectors
 from .emails import queue_email
 from .models import Invitation, User, new_session_nonce
+from .tokens import member_reset_tokens
 
 INVITATION_LIFETIME = timedelta(hours=72)
 
@@ -171,7 +171,7 @@ def password_reset_request(*, identifier: str, base_url: str, ip: str | None) ->
 
     Always the same work whatever the input (one lookup, the same throttle rows
     written), and nothing is returned, so the caller cannot tell whether an account
-    matched. The link is Django's default_token_generator: it stops working after
+    matched. The link is Django's reset token (users/tokens.py): it stops working after
     PASSWORD_RESET_TIMEOUT, and once the password changes or the user logs in.
     """
     with transaction.atomic():
@@ -183,30 +183,10 @@ def password_reset_request(*, identifier: str, base_url: str, ip: str | None) ->
             return
         for user in users:
             uid = urlsafe_base64_encode(force_bytes(user.pk))
-            token = default_token_generator.make_token(user)
+            token = member_reset_tokens.make_token(user)
             link = base_url + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
             queue_email(to=user.email, template="password_reset", context={"member": user, "link": link})
             _audit(AuditEvent.Action.PASSWORD_RESET_REQUESTED, actor=None, target=user, ip=ip)
-
-
-def reset_token_issued_at(token: str) -> datetime | None:
-    """When Django's token generator made a token (its first part is seconds since 2001-01-01)."""
-    try:
-        seconds = base36_to_int(token.split("-")[0])
-    except (ValueError, IndexError):
-        return None
-    # The generator counts in naive local time (Django sets the process's TZ to TIME_ZONE).
-    return timezone.make_aware(datetime(2001, 1, 1) + timedelta(seconds=seconds), timezone.get_default_timezone())
-
-
-def reset_link_outlived_deactivation(*, user: User, token: str) -> bool:
-    """True when the member was deactivated after this link was made: it died then, even if reactivated."""
-    issued = reset_token_issued_at(token)
-    if issued is None:
-        return True
-    return AuditEvent.objects.filter(
-        action=AuditEvent.Action.DEACTIVATED, target=user, created_at__gte=issued
-    ).exists()
 
 
 def password_reset_complete(*, user: User, new_password: str, ip: str | None) -> User:

@@ -9,12 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.views import (
-    INTERNAL_RESET_SESSION_TOKEN,
-    PasswordResetConfirmView,
-    PasswordResetDoneView,
-    PasswordResetView,
-)
+from django.contrib.auth.views import PasswordResetConfirmView, PasswordResetDoneView, PasswordResetView
 from django.db import IntegrityError
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -30,6 +25,7 @@ from clinic_auth.http import client_ip
 
 from . import membership
 from .forms import ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPasswordForm
+from .tokens import member_reset_tokens
 from .views import ClinicAdminRequiredMixin
 
 
@@ -222,23 +218,17 @@ class ResetPasswordView(PasswordResetConfirmView):
     template_name = "users/password_reset_confirm.html"
     post_reset_login = False
     success_url = reverse_lazy("login")
+    token_generator = member_reset_tokens
 
     def get_user(self, uidb64):
         user = super().get_user(uidb64)
-        if user is None or not user.is_active:
-            return None
-        token = self.kwargs["token"]
-        if token == self.reset_url_token:
-            token = self.request.session.get(INTERNAL_RESET_SESSION_TOKEN, "")
-        if membership.reset_link_outlived_deactivation(user=user, token=token or ""):
-            return None
-        return user
+        return user if user is not None and user.is_active else None
 
     def form_valid(self, form):
+        # The new password (and the rotated session nonce) kill the link: nothing else to forget.
         membership.password_reset_complete(
             user=self.user, new_password=form.cleaned_data["new_password1"], ip=client_ip(self.request)
         )
-        del self.request.session[INTERNAL_RESET_SESSION_TOKEN]
         messages.success(
             self.request,
             _("Your password has been changed. Log in with your new password and your verification code."),

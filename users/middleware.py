@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
-from django.contrib.auth.middleware import get_user
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 

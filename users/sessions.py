@@ -2,10 +2,10 @@
 
 Each signed-in browser has a UserSession row keyed by its session key, so the person and their
 clinic admin can see and end it. Django changes the key at sign-in and at the second factor
-(cycle_key); the entry follows it in the same transaction. A session deleted while its request
-ran (the browser was ended from the list, or signed out everywhere) is never brought back under
-a new key, as Django's cycle_key alone would: the rotation is skipped and the save refused, which
-SessionMiddleware turns into SessionInterrupted.
+(cycle_key); the entry follows it in the same transaction. A browser ended while its request ran
+(its entry marked ended and its row deleted, from the browser list or by signing out) is never
+brought back under a new key, as Django's cycle_key alone would: the new row goes again and the
+save is refused, which SessionMiddleware turns into SessionInterrupted.
 
 Every request with a session cookie loads its session, so load() reads a live row through a
 cursor instead of building the ORM's query each time (0.5 ms of CPU in-process, half of a verified
@@ -45,14 +45,13 @@ class SessionStore(DatabaseSessionStore):
         if old_key is None:  # never saved: Django's way creates the first row
             return super().cycle_key()
         with transaction.atomic(using=router.db_for_write(self.model)):
-            # The entry first, then the session: the order in which ending a browser locks them.
-            entry = list(UserSession.objects.select_for_update().filter(session_key=old_key).values_list("pk", flat=True))
-            if not self.model.objects.select_for_update().filter(session_key=old_key).values_list("pk").first():
-                self.ended_meanwhile = True
-                return
             super().cycle_key()
-            if entry:
-                UserSession.objects.filter(pk__in=entry).update(session_key=self.session_key)
+            entries = UserSession.objects.filter(session_key=old_key)
+            if not entries.filter(ended_at=None).update(session_key=self.session_key) and entries.exists():
+                # The browser was ended (its entry marked, its row deleted) while this request ran:
+                # the row Django just made for the new key goes too, and the save is refused.
+                self.delete()
+                self.ended_meanwhile = True
 
     async def acycle_key(self):
         return await sync_to_async(self.cycle_key)()

@@ -16,8 +16,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.db import connections, router
 from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
+
+from clinic_auth import rows
 
 from .models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice
 
@@ -103,15 +106,27 @@ def confirmed_device_for_update(model, user, *, lock_user: bool = False):
     """The user's confirmed device of this kind, its row locked until the transaction ends; with
     `lock_user`, the user's row too, locked first, in the order every 2FA change takes them (user,
     then devices), in the same statement (`FOR UPDATE OF` locks in the order it names the tables).
+
+    Every sign-in code runs it, so through a cursor (clinic_auth/rows.py): the ORM's query with
+    select_related, only() and select_for_update(of=...) cost more CPU to build than the rest of
+    the check. Where the database has no row locks (SQLite), its transaction holds the whole
+    database already (BEGIN IMMEDIATE).
     """
-    devices = model.objects.filter(user=user, confirmed=True).order_by("pk")
-    if lock_user:
-        # The user's row joins only to be locked: its key is all it brings.
-        device_fields = [field.name for field in model._meta.concrete_fields]
-        devices = devices.select_related("user").only(*device_fields, "user__id").select_for_update(of=("user", "self"))
-    else:
-        devices = devices.select_for_update()
-    return devices.first()
+    using = router.db_for_write(model)
+    features = connections[using].features
+    devices, users = model._meta.db_table, get_user_model()._meta.db_table
+    locks = ""
+    if features.has_select_for_update:
+        locks = f' FOR UPDATE OF "{users}", "{devices}"' if lock_user and features.has_select_for_update_of else " FOR UPDATE"
+    user_key = model._meta.get_field("user").column
+    sql = (
+        f'SELECT {rows.select_list(model)} FROM "{devices}" INNER JOIN "{users}" '
+        f'ON "{devices}"."{user_key}" = "{users}"."{get_user_model()._meta.pk.column}" '
+        f'WHERE "{devices}"."{user_key}" = %s AND "{devices}"."{model._meta.get_field("confirmed").column}" '
+        f'ORDER BY "{devices}"."{model._meta.pk.column}" LIMIT 1{locks}'
+    )
+    found = rows.fetch([model], sql, [user.pk], using=using)
+    return found[0][0] if found else None
 
 
 def recovery_device(user) -> RecoveryCodeDevice | None:

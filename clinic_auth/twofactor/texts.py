@@ -98,7 +98,7 @@ def locked_message(locked_until: datetime | None, *, failures: int | None = None
     """
     if locked_until is None:
         return message("code_hard_locked")
-    seconds = max(1, int((locked_until - timezone.now()).total_seconds()) + 1)
+    seconds = max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
     if failures is not None and failures < settings.CLINICAUTH_CODE_LOCKOUT_FAILURES:
         if seconds == 1:
             return message("code_wait_a_second")
