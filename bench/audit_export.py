@@ -24,7 +24,7 @@ USERNAME = "audit-bench-admin"
 def seed(rows: int) -> int:
     from django.db import connection
 
-    from clinic_auth.twofactor import services
+    from clinic_auth.twofactor.totp import services
     from clinics.models import Clinic
     from users.models import User
 

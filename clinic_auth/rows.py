@@ -25,13 +25,22 @@ def select_list(model: type[models.Model]) -> str:
 
 
 def fetch(models_per_row: Sequence[type[models.Model]], sql: str, params: Sequence, *, using: str) -> list[tuple]:
-    """Run `sql` (selecting each model's `select_list`, one after the other) and return, per row, a
-    tuple of instances; a model whose primary key is NULL in a row (an outer join that found
-    nothing) is None there."""
+    """Run `sql` (selecting each model's `select_list`, one after the other, then any other columns)
+    and return, per row, a tuple of instances followed by the other columns' values as the driver
+    gives them; a model whose primary key is NULL in a row (an outer join that found nothing) is
+    None there."""
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [_instances(models_per_row, row, using) for row in rows]
+
+
+def scalar(sql: str, params: Sequence, *, using: str):
+    """The first column of the first row (a count, say)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _instances(models_per_row, row, using) -> tuple:
@@ -48,4 +57,4 @@ def _instances(models_per_row, row, using) -> tuple:
             if isinstance(field, models.DateTimeField) and value is not None and timezone.is_naive(value):
                 values[index] = timezone.make_aware(value, dt_timezone.utc)
         instances.append(model.from_db(using, [field.attname for field in fields], values))
-    return tuple(instances)
+    return (*instances, *row[start:])

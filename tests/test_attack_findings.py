@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from clinic_auth.twofactor import devices, services
+from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice, RecoveryCode
+from clinic_auth.twofactor.totp import services as totp_services
 from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 from users.models import User
 
@@ -161,12 +162,12 @@ def test_a_session_cannot_confirm_a_set_up_id_it_was_never_given(staff, user_fac
 @pytest.mark.django_db
 def test_open_set_up_pages_are_capped_per_user(staff):
     clients = []
-    for _ in range(services.MAX_LIVE_SETUPS_PER_USER + 3):
+    for _ in range(totp_services.MAX_LIVE_SETUPS_PER_USER + 3):
         c = Client()
         c.force_login(staff)
         c.get(SETUP)
         clients.append(c)
-    assert EncryptedTOTPDevice.objects.filter(user=staff, confirmed=False).count() == services.MAX_LIVE_SETUPS_PER_USER
+    assert EncryptedTOTPDevice.objects.filter(user=staff, confirmed=False).count() == totp_services.MAX_LIVE_SETUPS_PER_USER
     # The newest set-up still works.
     assert clients[-1].post(SETUP, {"code": totp_for(setup_device(clients[-1]))}).status_code == 302
 

@@ -6,10 +6,10 @@ in other digit scripts, so they would pass if the server folded them to ASCII.
 
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 from django.urls import reverse
 
 from clinic_auth.twofactor import devices
-from clinic_auth.twofactor import session as twofa_session
 from tests.conftest import PASSWORD, next_code, setup_device, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
@@ -71,7 +71,7 @@ def test_challenge_refuses_malformed_codes_with_a_form_error(client, pending):
         for label, value in bad_variants(code).items():
             response = client.post(CHALLENGE, {"code": value, **method})
             assert_form_error(response, f"{label} {method}")
-            assert twofa_session.VERIFIED_KEY not in client.session, label
+            assert DEVICE_ID_SESSION_KEY not in client.session, label
     # Nothing above counted as a guess or used the code up.
     pending.refresh_from_db()
     assert pending.throttling_failure_count == 0

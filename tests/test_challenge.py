@@ -4,12 +4,12 @@ import re
 from urllib.parse import quote
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
 from clinic_auth.twofactor import devices
-from clinic_auth.twofactor import session as twofa_session
 from tests.conftest import PASSWORD, next_code, totp_for
 
 CHALLENGE = reverse("two_factor_challenge")
@@ -108,7 +108,7 @@ def test_correct_code_verifies_the_session_and_opens_the_site(client, pending):
     assert response.url == reverse("home")
     assert client.get(reverse("home")).status_code == 200
     assert client.get(reverse("profile")).status_code == 200
-    assert client.session[twofa_session.VERIFIED_KEY] is True
+    assert client.session.get(DEVICE_ID_SESSION_KEY)
 
 
 @pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_wrong_code_keeps_the_user_on_the_page_with_an_error(client, pending):
     assert "<h1>Two-Factor Authentication</h1>" in html
     assert WRONG_CODE_ERROR in html
     assert 'class="field field-error"' in html
-    assert twofa_session.VERIFIED_KEY not in client.session
+    assert DEVICE_ID_SESSION_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(CHALLENGE)
     # A right code afterwards still works (throttling is off in tests by default).
     assert challenge(client, next_code(pending)).status_code == 302
@@ -225,7 +225,7 @@ def test_wrong_code_then_immediate_right_code_is_throttled(client, pending, sett
     # One failure with factor 1 means a one-second wait, said without "too many" after one typo.
     assert "Wait a second and try again." in html
     assert "Too many" not in html
-    assert twofa_session.VERIFIED_KEY not in client.session
+    assert DEVICE_ID_SESSION_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(CHALLENGE)
     pending.refresh_from_db()
     assert pending.throttling_failure_count == 1

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
+from clinic_auth.twofactor.signin_code import services as signin_code_services
 from tests.conftest import PASSWORD, next_code
 from users import membership
 from users.forms import LoginForm
@@ -244,10 +245,9 @@ def test_member_page_title_is_just_the_name(admin_client, member):
 def test_deactivation_kills_an_unused_one_time_sign_in_code(
     admin_client, member, enrolled_member, clinic_admin, django_capture_on_commit_callbacks
 ):
-    from clinic_auth.twofactor import services
     from clinic_auth.twofactor.models import AdminIssuedCodeDevice
 
-    code, _ = services.signin_code_issue(user=member, actor=clinic_admin)
+    code, _ = signin_code_services.signin_code_issue(user=member, actor=clinic_admin)
     assert AdminIssuedCodeDevice.objects.filter(user=member).exists()
     deactivate(admin_client, member, django_capture_on_commit_callbacks)
     assert not AdminIssuedCodeDevice.objects.filter(user=member).exists()

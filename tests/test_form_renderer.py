@@ -7,7 +7,9 @@ import pytest
 from django.forms.renderers import DjangoTemplates, Jinja2, get_default_renderer
 from django.template import TemplateDoesNotExist
 
-from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
+from clinic_auth.twofactor.forms import ChallengeForm, ReauthPasswordForm
+from clinic_auth.twofactor.passkeys.forms import KeyNameForm
+from clinic_auth.twofactor.totp.forms import TOTPCodeForm
 from clinics.forms import AuditFilterForm, ClinicForm
 from users import forms as user_forms
 
@@ -28,9 +30,9 @@ def forms_to_compare(staff):
     return [
         user_forms.LoginForm(data={"username": "someone", "password": ""}),
         user_forms.LoginForm(),
-        user_forms.KeyNameForm(initial={"name": "Front desk key"}, auto_id="id_key_3_%s"),
-        user_forms.KeyNameForm(data={"name": ""}),
-        user_forms.ReauthPasswordForm(),
+        KeyNameForm(initial={"name": "Front desk key"}, auto_id="id_key_3_%s"),
+        KeyNameForm(data={"name": ""}),
+        ReauthPasswordForm(),
         user_forms.InviteMemberForm(data={"email": "not-an-address"}),
         user_forms.ForgotPasswordForm(),
         user_forms.NewPasswordForm(staff, data={"new_password1": "a", "new_password2": "b"}),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 from django.apps import apps
 from django.urls import reverse
 from hypothesis import HealthCheck, example, given
@@ -23,8 +24,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from clinic_auth.twofactor import devices
-from clinic_auth.twofactor import session as twofa_session
-from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
+from clinic_auth.twofactor.forms import ChallengeForm
+from clinic_auth.twofactor.totp.forms import TOTPCodeForm
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.forms import ClinicForm
 from clinics.models import Clinic
@@ -136,7 +137,7 @@ def test_challenge_form_fuzz(client, at_challenge, code, method, next_url, extra
     before = snapshot(allow_code_failure=well_formed)
     response = post(client, reverse("two_factor_challenge"), data)
     assert_refused_without_writes(response, before, allow_code_failure=well_formed)
-    assert twofa_session.VERIFIED_KEY not in client.session
+    assert DEVICE_ID_SESSION_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(reverse("two_factor_challenge"))
 
 

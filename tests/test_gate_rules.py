@@ -1,6 +1,7 @@
 """Issue 3: the gate rules (policy, the session adapter, the services), called directly (no middleware, no HTTP)."""
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
@@ -9,6 +10,8 @@ from clinic_auth.twofactor import devices, policy, services
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent
 from clinic_auth.twofactor.policy import Gate
+from clinic_auth.twofactor.totp import services as totp_services
+from clinic_auth.twofactor.recovery import services as recovery_services
 from clinics.models import Clinic
 from tests.conftest import setup_device, totp_for
 from users.models import User
@@ -57,14 +60,14 @@ def test_user_without_a_clinic_is_not_held_by_any_clinic_policy(mandatory, user_
 
 @pytest.mark.django_db
 def test_a_pending_unconfirmed_device_does_not_count(mandatory, staff):
-    services.totp_setup_begin(user=staff)
+    totp_services.totp_setup_begin(user=staff)
     assert not devices.is_enrolled(staff)
     assert twofa_session.request_gate(make_request(staff)) is Gate.SETUP
 
 
 @pytest.mark.django_db
 def test_recovery_codes_alone_do_not_count_as_enrolled(mandatory, staff):
-    services._issue_recovery_codes(staff)
+    recovery_services.recovery_codes_issue(user=staff)
     assert not devices.is_enrolled(staff)
     assert twofa_session.request_gate(make_request(staff)) is Gate.SETUP
 
@@ -74,19 +77,19 @@ def test_recovery_codes_alone_do_not_count_as_enrolled(mandatory, staff):
 def test_enrolled_without_the_code_is_challenge_and_with_it_verified(clinic, staff, enrol, mandatory_2fa):
     clinic.mandatory_2fa = mandatory_2fa
     clinic.save()
-    enrol(staff)
+    device, _ = enrol(staff)
     staff = fresh(staff)
     assert twofa_session.request_gate(make_request(staff)) is Gate.CHALLENGE
     session = SessionStore()
-    session[twofa_session.VERIFIED_KEY] = True
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id  # django-otp's record of the device that verified
     assert twofa_session.request_gate(make_request(staff, session)) is Gate.VERIFIED
 
 
 @pytest.mark.django_db
 def test_start_login_forgets_a_previous_verification(staff, enrol):
-    enrol(staff)
+    device, _ = enrol(staff)
     request = make_request(fresh(staff))
-    request.session[twofa_session.VERIFIED_KEY] = True
+    request.session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     assert twofa_session.request_gate(request) is Gate.VERIFIED
     twofa_session.start_login(request)
     assert twofa_session.request_gate(request) is Gate.CHALLENGE
@@ -115,7 +118,7 @@ def test_a_stamp_change_makes_the_gate_be_decided_again(clinic, staff, django_as
     # The flag alone, changed behind flows' back, is not seen: the stamp is what counts ...
     assert twofa_session.request_gate(make_request(fresh(staff), request.session)) is Gate.OPEN
     # ... which is why every change goes through flows and bumps it.
-    services._bump_stamp(staff)
+    services.twofa_stamp_bump(user=staff)
     next_request = make_request(fresh(staff), request.session)
     with django_assert_num_queries(2):
         assert twofa_session.request_gate(next_request) is Gate.SETUP

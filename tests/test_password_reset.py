@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 import time_machine
 from django.core import mail
 from django.db import connection
@@ -19,7 +20,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from clinic_auth.twofactor import devices, session
+from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
 from tests.conftest import PASSWORD, next_code
 from users import reset_throttle
@@ -138,7 +139,7 @@ def test_reset_never_verifies_the_second_factor(client, member, enrolled, django
     path = requested_link(client, "nurse.joy", django_capture_on_commit_callbacks)
     _, response = set_new_password(client, path, django_capture_on_commit_callbacks)
     assert response.status_code == 302 and response.url == reverse("login")
-    assert "_auth_user_id" not in client.session and session.VERIFIED_KEY not in client.session
+    assert "_auth_user_id" not in client.session and DEVICE_ID_SESSION_KEY not in client.session
     assert client.get(reverse("home")).url.startswith(reverse("login"))
     # Then an ordinary login: the new password leads to the code challenge, not past it.
     response = client.post(reverse("login"), {"username": "nurse.joy", "password": NEW_PASSWORD})

@@ -212,8 +212,8 @@ def profile_in_queries(client, assert_num_queries, queries: int) -> str:
 @pytest.mark.django_db
 def test_my_profile_reads_its_methods_in_a_fixed_number_of_queries(client, staff, enrol, django_assert_num_queries):
     enrol(staff)
-    # session, user, the app, keys, the recovery-code count, signed-in browsers
-    page = profile_in_queries(client, django_assert_num_queries, 6)
+    # session, user, the app with its recovery-code count, keys, signed-in browsers
+    page = profile_in_queries(client, django_assert_num_queries, 5)
     assert "<strong>Authenticator app</strong>" in page and "10 of 10 recovery codes left." in page
     RecoveryCode.objects.filter(device__user=staff).first().delete()
     assert "9 of 10 recovery codes left." in client.get(PROFILE).content.decode()

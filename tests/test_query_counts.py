@@ -77,7 +77,7 @@ def test_the_count_does_notice_the_gate_being_decided_again(verified, clinic_adm
     settings.MIDDLEWARE = original
     client = client_for(verified)
     assert count_queries(client, url, gated=True) == without
-    services._bump_stamp(clinic_admin)
+    services.twofa_stamp_bump(user=clinic_admin)
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
     assert len(queries) > without

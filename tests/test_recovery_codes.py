@@ -4,11 +4,11 @@ import re
 from urllib.parse import unquote
 
 import pytest
+from django_otp import DEVICE_ID_SESSION_KEY
 from django.db import connection
 from django.urls import reverse
 
 from clinic_auth.twofactor import devices
-from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import RecoveryCode
 from tests.conftest import setup_device, totp_for
 
@@ -160,7 +160,7 @@ def test_wrong_recovery_code_is_refused_and_uses_up_nothing(client, staff, pendi
     assert response.status_code == 200
     assert 'class="field field-error"' in response.content.decode()
     assert devices.recovery_codes_left(staff) == 10
-    assert twofa_session.VERIFIED_KEY not in client.session
+    assert DEVICE_ID_SESSION_KEY not in client.session
 
 
 @pytest.mark.django_db
@@ -234,7 +234,7 @@ def test_wrong_recovery_code_then_immediate_right_one_is_throttled(client, staff
     assert response.status_code == 200
     assert "Wait a second and try again." in response.content.decode()
     assert devices.recovery_codes_left(staff) == 10
-    assert twofa_session.VERIFIED_KEY not in client.session
+    assert DEVICE_ID_SESSION_KEY not in client.session
 
 
 @pytest.mark.django_db

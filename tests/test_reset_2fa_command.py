@@ -98,9 +98,10 @@ SET_UP_ENROLLED_USER = """
 from clinics.models import Clinic
 from users.models import User
 from clinic_auth.twofactor import devices, services
+from clinic_auth.twofactor.totp import services as totp_services
 
 user = User.objects.create_user("lost.phone", clinic=Clinic.objects.create(name="Operator Clinic"))
-device = services.totp_setup_begin(user=user)
+device = totp_services.totp_setup_begin(user=user)
 device.confirmed = True
 device.save()
 """

@@ -172,21 +172,21 @@ def test_the_code_step_statements(client, staff, enrol, login):
 
 @pytest.mark.django_db
 def test_a_browser_ended_while_its_code_is_checked_stays_signed_out(client, staff, enrol, login, clinic_admin, monkeypatch):
-    from clinic_auth.twofactor import services as twofactor_services
+    from clinic_auth.twofactor import session as twofactor_session
     from users import services as user_services
     from users.models import UserSession
 
     device, _ = enrol(staff)
     client.logout()
     login(staff)
-    check = twofactor_services.code_sign_in
+    mark_verified = twofactor_session.mark_verified
 
-    def check_then_admin_ends_every_browser(**kwargs):
-        accepted = check(**kwargs)
+    def admin_ends_every_browser_then_mark_verified(request, device, **kwargs):
+        # The code was accepted; before the session is rotated, an admin signs the member out everywhere.
         user_services.user_sessions_end(user=staff, actor=clinic_admin, reason=UserSession.EndReason.ENDED_BY_ADMIN)
-        return accepted
+        return mark_verified(request, device, **kwargs)
 
-    monkeypatch.setattr(twofactor_services, "code_sign_in", check_then_admin_ends_every_browser)
+    monkeypatch.setattr(twofactor_session, "mark_verified", admin_ends_every_browser_then_mark_verified)
     response = client.post(reverse("two_factor_challenge"), {"code": next_code(device)})
 
     assert response.status_code == 400  # SessionInterrupted: the session was deleted during the request

@@ -16,6 +16,9 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from clinic_auth.twofactor import devices, services
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
+from clinic_auth.twofactor.totp import services as totp_services
+from clinic_auth.twofactor.signin_code import services as signin_code_services
+from clinic_auth.twofactor.passkeys import services as passkey_services
 from tests.conftest import next_code, totp_for
 from tests.softkey import SoftKey
 from tests.test_passkeys import add_key
@@ -37,8 +40,8 @@ def assert_exact(*users: User, expected: bool) -> None:
 
 def app(user: User) -> EncryptedTOTPDevice:
     """A confirmed authenticator app, through the set-up services."""
-    device = services.totp_setup_begin(user=user)
-    services.totp_confirm(user=user, device_id=device.pk, token=totp_for(device), ip_address=None)
+    device = totp_services.totp_setup_begin(user=user)
+    totp_services.totp_confirm(user=user, device_id=device.pk, token=totp_for(device), ip_address=None)
     return EncryptedTOTPDevice.objects.get(pk=device.pk)
 
 
@@ -50,7 +53,7 @@ def signed_in(user: User) -> Client:
 
 # Each path: (setup, action, expected flag afterwards). setup returns what the action needs.
 def _setup_begun(user):
-    services.totp_setup_begin(user=user)
+    totp_services.totp_setup_begin(user=user)
 
 
 def _setup_confirmed(user):
@@ -71,7 +74,7 @@ def _last_key_removed(user):
 def _key_removed_app_kept(user):
     assert add_key(signed_in(user), SoftKey()).status_code == 200
     app(user)
-    services.passkey_remove(user=user, credential_id=WebAuthnCredential.objects.get(user=user).pk, ip_address=None)
+    passkey_services.passkey_remove(user=user, credential_id=WebAuthnCredential.objects.get(user=user).pk, ip_address=None)
 
 
 def _reset(user):
@@ -82,9 +85,9 @@ def _reset(user):
 def _signin_code_then_new_app(user):
     old = app(user)
     admin = User.objects.create(username="the-admin", clinic=user.clinic, role=User.Role.CLINIC_ADMIN)
-    services.signin_code_issue(user=user, actor=admin)
-    new = services.totp_setup_begin(user=user)
-    services.totp_confirm(user=user, device_id=new.pk, token=next_code(new), ip_address=None)
+    signin_code_services.signin_code_issue(user=user, actor=admin)
+    new = totp_services.totp_setup_begin(user=user)
+    totp_services.totp_confirm(user=user, device_id=new.pk, token=next_code(new), ip_address=None)
     assert not EncryptedTOTPDevice.objects.filter(pk=old.pk).exists()  # replaced, not added
 
 

@@ -58,10 +58,12 @@ def concrete_paths(route: str, ids: dict) -> list[str]:
         kind, name = match.group("type"), match.group("name")
         if name == "content_type_id":
             return str(ids["user_content_type"])
+        if name == "clinic_pk":
+            return str(ids["clinic"])
         if name == "pk":
             if route.startswith("profile/keys/"):
                 return str(ids["key"])
-            return str(ids["clinic"] if route.startswith("clinics/") else ids["member"])
+            return str(ids["member"])
         model = admin_model(route)
         if model is not None:
             return str(model._default_manager.order_by("pk").values_list("pk", flat=True)[0])

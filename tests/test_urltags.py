@@ -15,7 +15,7 @@ CASES = [
     "{% url 'home' %}",
     "{% url 'clinic_settings' 7 %}",
     "{% url 'clinic_settings' clinic_id %}",
-    "{% url 'clinic_settings' pk=clinic_id %}",
+    "{% url 'clinic_settings' clinic_pk=clinic_id %}",
     "{% url 'otp_webauthn:js-i18n-catalog' %}",
     "{% url 'login' as login_url %}[{{ login_url }}]",
     "{% url 'no-such-view' as missing %}[{{ missing }}]",

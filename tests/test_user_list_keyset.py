@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clinic_auth.twofactor import services
+from clinic_auth.twofactor.totp import services as totp_services
 from users import selectors
 from users.models import User
 
@@ -24,7 +24,7 @@ def members(clinic, clinic_admin):
         for n in range(263)
     )
     members = User.objects.filter(clinic=clinic)
-    enrolled = [services.totp_setup_begin(user=member) for member in members.order_by("pk")[::3]]
+    enrolled = [totp_services.totp_setup_begin(user=member) for member in members.order_by("pk")[::3]]
     for device in enrolled:  # saved, not a queryset update(), so User.twofa_enrolled follows
         device.confirmed = True
         device.save(update_fields=["confirmed"])

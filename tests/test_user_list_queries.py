@@ -6,7 +6,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from clinic_auth.twofactor import services
+from clinic_auth.twofactor.totp import services as totp_services
 from users.models import User
 
 # Today: list 5 unfiltered (session, user, clinic, the count that is also the 2FA counts, one page
@@ -30,7 +30,7 @@ def add_members(clinic, count: int) -> list[User]:
         )
         for n in range(start, start + count)
     )
-    devices = [services.totp_setup_begin(user=member) for member in members[::2]]
+    devices = [totp_services.totp_setup_begin(user=member) for member in members[::2]]
     for device in devices:  # saved, not a queryset update(), so User.twofa_enrolled follows
         device.confirmed = True
         device.save(update_fields=["confirmed"])

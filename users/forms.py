@@ -45,18 +45,6 @@ class LoginForm(AuthenticationForm):
             raise forms.ValidationError(texts.throttled_message(throttled.until), code="throttled") from None
 
 
-class KeyNameForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=64, strip=True)
-
-
-class ReauthPasswordForm(forms.Form):
-    """The password again, for an account without 2FA (checked by the view, under the sign-in throttle)."""
-
-    password = forms.CharField(
-        label=_("Password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
-    )
-
-
 class InviteMemberForm(forms.Form):
     """Add user: who they are and their role; the username defaults to the e-mail address."""
 

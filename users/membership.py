@@ -19,14 +19,14 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
+from clinic_auth.mail import queue_email
 from clinic_auth.passwords import hash_password
-from clinic_auth.twofactor import events
-from clinic_auth.twofactor import services as twofa_services
+from clinic_auth.twofactor import audit
+from clinic_auth.twofactor.signin_code.services import signin_code_revoke
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.models import Clinic
 
 from . import reset_throttle, selectors
-from .emails import queue_email
 from .models import Invitation, User, new_session_nonce
 from .tokens import member_reset_tokens
 
@@ -38,7 +38,7 @@ class MembershipRefused(Exception):
 
 
 def _audit(action: AuditEvent.Action, *, actor: User | None, target: User, ip: str | None, detail: str = "") -> None:
-    events.record(action, actor=actor, target=target, ip_address=ip, detail=detail)
+    audit.record(action, actor=actor, target=target, ip_address=ip, detail=detail)
 
 
 # --- invitations ----------------------------------------------------------
@@ -62,7 +62,7 @@ def _issue_invitation(*, member: User, invited_by: User, base_url: str) -> Invit
     )
     queue_email(
         to=member.email,
-        template="invitation",
+        template="users/email/invitation",
         context={
             "member": member,
             "invited_by": invited_by,
@@ -185,7 +185,7 @@ def password_reset_request(*, identifier: str, base_url: str, ip: str | None) ->
             uid = urlsafe_base64_encode(force_bytes(user.pk))
             token = member_reset_tokens.make_token(user)
             link = base_url + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
-            queue_email(to=user.email, template="password_reset", context={"member": user, "link": link})
+            queue_email(to=user.email, template="users/email/password_reset", context={"member": user, "link": link})
             _audit(AuditEvent.Action.PASSWORD_RESET_REQUESTED, actor=None, target=user, ip=ip)
 
 
@@ -201,7 +201,7 @@ def password_reset_complete(*, user: User, new_password: str, ip: str | None) ->
         # Also a used invitation: a member who never set a password has now set one.
         Invitation.objects.filter(user=user, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
         _audit(AuditEvent.Action.PASSWORD_RESET_COMPLETED, actor=user, target=user, ip=ip)
-        queue_email(to=user.email, template="password_changed", context={"member": user})
+        queue_email(to=user.email, template="users/email/password_changed", context={"member": user})
         return user
 
 
@@ -253,9 +253,9 @@ def member_deactivate(*, member: User, actor: User, ip: str | None) -> bool:
     member.session_nonce = new_session_nonce()
     member.save(update_fields=["is_active", "session_nonce"])
     Invitation.objects.filter(user=member, accepted_at=None, revoked_at=None).update(revoked_at=timezone.now())
-    twofa_services.signin_code_revoke(user=member)
+    signin_code_revoke(user=member)
     _audit(AuditEvent.Action.DEACTIVATED, actor=actor, target=member, ip=ip)
-    queue_email(to=member.email, template="deactivated", context={"member": member, "actor": actor})
+    queue_email(to=member.email, template="users/email/deactivated", context={"member": member, "actor": actor})
     return True
 
 
@@ -270,7 +270,7 @@ def member_reactivate(*, member: User, actor: User, ip: str | None) -> bool:
     member.is_active = True
     member.save(update_fields=["is_active"])
     _audit(AuditEvent.Action.REACTIVATED, actor=actor, target=member, ip=ip)
-    queue_email(to=member.email, template="reactivated", context={"member": member, "actor": actor})
+    queue_email(to=member.email, template="users/email/reactivated", context={"member": member, "actor": actor})
     return True
 
 
@@ -292,6 +292,6 @@ def member_change_role(*, member: User, actor: User, role: str, ip: str | None) 
     detail = f"{old_role} → {member.get_role_display()}"
     _audit(AuditEvent.Action.ROLE_CHANGED, actor=actor, target=member, ip=ip, detail=detail)
     queue_email(
-        to=member.email, template="role_changed", context={"member": member, "actor": actor, "old_role": old_role}
+        to=member.email, template="users/email/role_changed", context={"member": member, "actor": actor, "old_role": old_role}
     )
     return True

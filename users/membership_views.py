@@ -1,4 +1,4 @@
-"""Pages for issue 17: add (invite) a member, accept an invitation, forgotten password,
+"""Pages for members: add (invite) a member, accept an invitation, forgotten password,
 deactivate / reactivate and change role. Thin: the rules are in users/membership.py."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from clinic_auth.http import client_ip
+from clinic_auth.permissions import ClinicAdminRequiredMixin
 from clinic_auth.twofactor import reauth
 from clinic_auth.twofactor import session as twofactor_session
-from clinic_auth.http import client_ip
 
 from . import membership
 from .forms import ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPasswordForm
 from .tokens import member_reset_tokens
-from .views import ClinicAdminRequiredMixin
 
 
 def site_url(request) -> str:
@@ -67,7 +67,7 @@ class InvitationResendView(ClinicAdminRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         try:
             membership.invitation_resend(member=member, actor=request.user, base_url=site_url(request), ip=client_ip(request))
         except membership.MembershipRefused as refusal:
@@ -81,7 +81,7 @@ class InvitationRevokeView(ClinicAdminRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         if membership.invitation_revoke(member=member, actor=request.user, ip=client_ip(request)):
             messages.success(request, _("The invitation for %(name)s has been revoked.") % {"name": member.display_name})
         else:
@@ -93,14 +93,14 @@ class MemberDeactivateView(ClinicAdminRequiredMixin, View):
     """Confirm page (GET, changes nothing) and the deactivation itself (POST)."""
 
     def get(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         if member.pk == request.user.pk:
             messages.error(request, _("You cannot deactivate your own account."))
             return redirect("user_detail", pk=member.pk)
         return render(request, "users/user_deactivate_confirm.html", {"member": member})
 
     def post(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         if member.pk != request.user.pk:
             asked = reauth.confirmation_needed(request, _("deactivate %(name)s") % {"name": member.display_name})
             if asked is not None:
@@ -122,7 +122,7 @@ class MemberReactivateView(ClinicAdminRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         if membership.member_reactivate(member=member, actor=request.user, ip=client_ip(request)):
             messages.success(request, _("%(name)s can sign in again.") % {"name": member.display_name})
         return redirect("user_detail", pk=member.pk)
@@ -132,7 +132,7 @@ class MemberChangeRoleView(ClinicAdminRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         form = ChangeRoleForm(request.POST)
         if not form.is_valid():
             messages.error(request, _("Choose Staff or Clinic admin."))

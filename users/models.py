@@ -8,13 +8,14 @@ from django.db.models.functions import Concat, Upper
 from django.utils.crypto import salted_hmac
 
 from clinic_auth.passwords import password_check_slot
+from clinic_auth.twofactor.verification import OTPVerifiedUserMixin
 
 
 def new_session_nonce() -> str:
     return secrets.token_hex(16)
 
 
-class User(AbstractUser):
+class User(OTPVerifiedUserMixin, AbstractUser):
     class Role(models.TextChoices):
         CLINIC_ADMIN = "admin", "Clinic admin"
         STAFF = "staff", "Staff"

@@ -11,7 +11,7 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.hashers import is_password_usable
 from django.contrib.sessions.models import Session
 from django.core.paginator import Page, Paginator
-from django.db import router
+from django.db import connections, router
 from django.db.models import BooleanField, Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Upper
@@ -258,15 +258,25 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
     nor the absolute timeout has passed.
     """
     now = timezone.now()
-    live_data = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=now).values("session_data")
-    rows = UserSession.objects.filter(user=user, ended_at=None).annotate(session_data=Subquery(live_data))
+    entries, sessions = UserSession._meta.db_table, Session._meta.db_table
+    expiry = Session._meta.get_field("expire_date")
+    using = router.db_for_read(UserSession)
+    # Through a cursor (clinic_auth/rows.py): My Profile lists the browsers on every view.
+    found = rows.fetch(
+        [UserSession],
+        f'SELECT {rows.select_list(UserSession)}, "{sessions}"."session_data" FROM "{entries}" '
+        f'LEFT OUTER JOIN "{sessions}" ON "{sessions}"."session_key" = "{entries}"."session_key" '
+        f'AND "{sessions}"."expire_date" > %s WHERE "{entries}"."user_id" = %s AND "{entries}"."ended_at" IS NULL',
+        [expiry.get_db_prep_value(now, connections[using]), user.pk],
+        using=using,
+    )
     current_hash = user.get_session_auth_hash()
     store = Session.get_session_store_class()()
     alive = []
-    for row in rows:
-        if row.session_data is None:
+    for row, session_data in found:
+        if session_data is None:
             continue
-        data = store.decode(row.session_data)
+        data = store.decode(session_data)
         if str(data.get(SESSION_KEY)) != str(user.pk) or not constant_time_compare(data.get(HASH_SESSION_KEY, ""), current_hash):
             continue
         signed_in = row.signed_in_at
@@ -304,6 +314,11 @@ def with_latest_invitation(users: QuerySet[User]) -> QuerySet[User]:
     return users.annotate(
         **{f"invitation_{name}": Subquery(latest.values(name)[:1]) for name in INVITATION_FIELDS}
     )
+
+
+def member_page_rows(members: QuerySet[User]) -> QuerySet[User]:
+    """A member as their page shows them: with their 2FA methods and latest invitation, in one query."""
+    return with_latest_invitation(devices.with_methods(members))
 
 
 def latest_invitation(member: User) -> Invitation | None:

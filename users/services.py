@@ -9,7 +9,8 @@ from django.db import transaction
 from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 
-from clinic_auth.twofactor import devices, events
+from clinic_auth.mail import queue_email
+from clinic_auth.twofactor import audit, devices
 from clinic_auth.twofactor.models import AuditEvent
 
 from .models import User, UserSession
@@ -74,14 +75,14 @@ def user_sessions_end(
         live = Session.objects.filter(session_key__in=keys).delete()[0]
         rows.update(ended_at=timezone.now(), end_reason=reason)
         if reason == UserSession.EndReason.ENDED_BY_ADMIN and keys:
-            events.record(
+            audit.record(
                 AuditEvent.Action.SESSIONS_ENDED_BY_ADMIN,
                 actor=actor,
                 target=user,
                 ip_address=ip_address,
                 detail=f"{len(keys)} session{'s' if len(keys) != 1 else ''}",
             )
-            events.notify(user, "sessions_ended", actor=actor, count=len(keys))
+            queue_email(to=user.email, template="users/email/sessions_ended", context={"user": user, "actor": actor, "count": len(keys)})
     return live
 
 
@@ -90,4 +91,4 @@ def user_signed_out_for_switch(*, user: User, session_key: str | None, ip_addres
     with transaction.atomic():
         if session_key:
             user_session_mark_ended(session_key=session_key, reason=UserSession.EndReason.SWITCHED_USER)
-        events.record(AuditEvent.Action.SIGNED_OUT_FOR_SWITCH, actor=user, target=user, ip_address=ip_address)
+        audit.record(AuditEvent.Action.SIGNED_OUT_FOR_SWITCH, actor=user, target=user, ip_address=ip_address)

@@ -1,30 +1,28 @@
 import time
 
 from django.contrib import messages
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, LogoutView, PasswordChangeView
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect, JsonResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import resolve, reverse, reverse_lazy
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.views import View
 from django.views.decorators.cache import never_cache
-from django.views.decorators.debug import sensitive_post_parameters
 
 from clinic_auth.http import client_ip, is_safe_next
-from clinic_auth.passwords import PasswordAttemptsThrottled
-from clinic_auth.twofactor import devices, policy, reauth, services, session, texts
-from clinic_auth.twofactor.forms import ChallengeForm, TOTPCodeForm
-from clinic_auth.twofactor.models import AuditEvent
+from clinic_auth.permissions import ClinicAdminRequiredMixin
+from clinic_auth.twofactor import devices, policy, services, session, texts
+from clinic_auth.twofactor import profile as twofactor_profile
 
 from . import selectors
 from . import services as user_services
-from .forms import KeyNameForm, LoginForm, ReauthPasswordForm, UserSearchForm
+from .forms import LoginForm, UserSearchForm
 from .member_page import membership_context
-from .models import User, UserSession
+from .models import UserSession
 
 USERS_PER_PAGE = 50
 
@@ -83,85 +81,6 @@ class SignInAsSomeoneElseView(View):
         return redirect("login")
 
 
-class ReauthenticateView(View):
-    """"Confirm it's you": a current code (or a recovery code, or a passkey), or the password for
-    an account without 2FA; then the action that asked for it runs with its original form data."""
-
-    template_name = "users/reauthenticate.html"
-
-    def dispatch(self, request, *args, **kwargs):
-        self.action = session.pending_action(request)
-        if self.action is None:
-            messages.info(request, texts.message("nothing_to_confirm"))
-            return redirect("home")
-        self.enrolled = devices.is_enrolled(request.user)
-        return super().dispatch(request, *args, **kwargs)
-
-    def get(self, request):
-        return self.render(self.new_form())
-
-    def post(self, request):
-        if "continue" in request.POST and session.reauth_is_fresh(request):
-            return replay(request, session.take_pending_action(request))
-        form = self.new_form(request.POST)
-        if form.is_valid() and self.confirm(form):
-            session.note_reauth(request)
-            return replay(request, session.take_pending_action(request))
-        return self.render(form)
-
-    def new_form(self, data=None):
-        return ChallengeForm(data) if self.enrolled else ReauthPasswordForm(data)
-
-    def confirm(self, form) -> bool:
-        user, ip_address = self.request.user, client_ip(self.request)
-        if self.enrolled:
-            kind, token = form.cleaned_data["code"]
-            try:
-                services.code_verify(user=user, kind=kind, token=token, ip_address=ip_address)
-                return True
-            except services.CodeRefused as refused:
-                form.add_error("code", texts.code_refused(refused))
-        else:
-            try:
-                confirmed = authenticate(self.request, username=user.get_username(), password=form.cleaned_data["password"])
-            except PasswordAttemptsThrottled as throttled:
-                form.add_error("password", texts.throttled_message(throttled.until))
-            else:
-                if confirmed is not None and confirmed.pk == user.pk:
-                    return True
-                form.add_error("password", texts.message("password_wrong"))
-        services.reauth_record_failure(user=user, ip_address=ip_address, detail=self.action["label"])
-        return False
-
-    def render(self, form):
-        user = self.request.user
-        context = {
-            "form": form,
-            "label": self.action["label"],
-            "enrolled": self.enrolled,
-            "confirmed": session.reauth_is_fresh(self.request),
-            "has_keys": self.enrolled and devices.keys_of(user).exists(),
-        }
-        return render(self.request, self.template_name, context)
-
-
-def replay(request, action: dict):
-    """Run the parked action as it was submitted (its CSRF token was checked then)."""
-    path = action["path"]
-    if action["method"] != "POST":
-        return HttpResponseRedirect(path if is_safe_next(path, request) else reverse("home"))
-    path = path.split("?", 1)[0]
-    match = resolve(path)
-    data = QueryDict(mutable=True)
-    for key, values in action["data"].items():
-        data.setlist(key, values)
-    request.method = "POST"
-    request.POST = data
-    request.path = request.path_info = path
-    request.resolver_match = match
-    return match.func(request, *match.args, **match.kwargs)
-
-
 @login_not_required
 def admin_login(request):
     """Stands in for the admin's own password-only login form, which would skip the code.
@@ -183,105 +102,10 @@ def home(request):
     return render(request, "users/home.html", {"enrolled": request.user.twofa_enrolled})
 
 
-def render_profile(request, *, disable_form=None, rename_errors=None):
-    user = request.user
-    enrolled = user.twofa_enrolled  # what the page shows; every action it offers checks again
-    # Only an enrolled user's page lists methods; a user without any is spared the queries.
-    methods = devices.sign_in_methods(user) if enrolled else devices.SignInMethods(app=None, keys=[], recovery_codes_left=0)
-    keys = methods.keys
-    for key in keys:
-        key.rename_form = KeyNameForm(initial={"name": key.name}, auto_id=f"id_key_{key.pk}_%s")
-        if rename_errors and rename_errors[0] == key.pk:
-            key.rename_form = rename_errors[1]
-    context = {
-        "enrolled": enrolled,
-        "app_device": methods.app,
-        "keys": keys,
-        "required_by_clinic": policy.two_factor_required(user),
-        "recovery_codes_left": methods.recovery_codes_left,
-        "disable_form": disable_form or TOTPCodeForm(auto_id="id_disable_%s"),
-        "reauth_fresh": session.reauth_is_fresh(request),
-        "sessions": selectors.signed_in_sessions(user, current_session_key=request.session.session_key),
-    }
-    return render(request, "users/profile.html", context)
-
-
 @method_decorator(never_cache, name="dispatch")
 class ProfileView(View):
     def get(self, request):
-        return render_profile(request)
-
-
-class RenameKeyView(View):
-    http_method_names = ["post"]
-
-    def post(self, request, pk: int):
-        form = KeyNameForm(request.POST, auto_id=f"id_key_{pk}_%s")
-        if not form.is_valid():
-            return render_profile(request, rename_errors=(pk, form))
-        try:
-            key = services.passkey_rename(user=request.user, credential_id=pk, name=form.cleaned_data["name"])
-        except services.KeyNotFound:
-            messages.error(request, texts.message("key_not_found"))
-        else:
-            messages.success(request, texts.message("key_renamed", name=key.name))
-        return redirect("profile")
-
-
-class AddKeyView(View):
-    """The "Add a passkey or security key" button of a session that must confirm it's them first."""
-
-    http_method_names = ["post"]
-
-    @method_decorator(reauth.sensitive_action(texts.MESSAGES["action_add_key"]))
-    def post(self, request):
-        return HttpResponseRedirect(reverse("profile") + "#add-key")
-
-
-@method_decorator(reauth.sensitive_action(texts.MESSAGES["action_remove_key"]), name="dispatch")
-class RemoveKeyView(View):
-    http_method_names = ["post"]
-
-    def post(self, request, pk: int):
-        name = devices.keys_of(request.user).filter(pk=pk).values_list("name", flat=True).first()
-        try:
-            was_last = services.passkey_remove(user=request.user, credential_id=pk, ip_address=client_ip(request))
-        except services.KeyNotFound:
-            messages.error(request, texts.message("key_not_found"))
-        except services.LastMethodRequired:
-            messages.error(request, texts.message("key_last_required"))
-        else:
-            if was_last:
-                session.keep_after_own_reset(request)
-            messages.success(request, texts.message("key_removed_last" if was_last else "key_removed", name=name))
-        return redirect("profile")
-
-
-@method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
-class DisableOwn2FAView(View):
-    """Turn 2FA off for yourself, after a current code, unless the clinic requires it."""
-
-    http_method_names = ["post"]
-
-    def post(self, request):
-        user = request.user
-        if not policy.can_disable_own_2fa(user):
-            messages.error(request, texts.message("disable_refused_mandatory"))
-            return redirect("profile")
-        # Same ids as the profile's own form, so the label and error stay tied to the field.
-        form = TOTPCodeForm(request.POST, auto_id="id_disable_%s")
-        if form.is_valid():
-            ip_address = client_ip(request)
-            try:
-                services.code_verify(user=user, kind="totp", token=form.cleaned_data["code"], ip_address=ip_address)
-            except services.CodeRefused as refused:
-                form.add_error("code", texts.code_refused(refused))
-            else:
-                services.twofa_reset(user=user, actor=user, action=AuditEvent.Action.DISABLED_BY_SELF, ip_address=ip_address)
-                session.keep_after_own_reset(request)
-                messages.success(request, texts.message("disabled_self"))
-                return redirect("profile")
-        return render_profile(request, disable_form=form)
+        return twofactor_profile.render_profile(request)
 
 
 class ChangePasswordView(PasswordChangeView):
@@ -296,23 +120,9 @@ class ChangePasswordView(PasswordChangeView):
         return response
 
 
-class ClinicAdminRequiredMixin:
-    """Only a clinic's own admins manage it; everyone else is refused before any lookup."""
-
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.is_clinic_admin:
-            raise PermissionDenied(texts.message("clinic_admins_only"))
-        return super().dispatch(request, *args, **kwargs)
-
-    def clinic_user(self, pk: int) -> User:
-        # Scoped to the admin's clinic, so another clinic's user is a 404, whatever the id.
-        members = devices.with_methods(selectors.clinic_users(self.request.user.clinic))
-        return get_object_or_404(selectors.with_latest_invitation(members), pk=pk)
-
-
 class UserListView(ClinicAdminRequiredMixin, View):
     def get(self, request):
-        clinic = request.user.clinic
+        clinic = self.clinic
         form = UserSearchForm(request.GET)  # both fields are optional, so always bound
         form.is_valid()  # keep each valid field: an unknown sort must not drop a good search
         query = form.cleaned_data.get("q", "")
@@ -344,15 +154,14 @@ class UserListView(ClinicAdminRequiredMixin, View):
 
 class UserDetailView(ClinicAdminRequiredMixin, View):
     def get(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk, members=selectors.member_page_rows(self.members()))
         state = devices.twofa_state(member)
         context = {
             "member": member,
             "enrolled": state.enrolled,
             "twofa": state,
-            "mandatory": request.user.clinic.mandatory_2fa,
+            "mandatory": self.clinic.mandatory_2fa,
             "is_self": member.pk == request.user.pk,
-            "sessions": selectors.signed_in_sessions(member, current_session_key=request.session.session_key),
             **membership_context(member=member),
         }
         return render(request, "users/user_detail.html", context)
@@ -404,7 +213,7 @@ class EndMemberSessionsView(ClinicAdminRequiredMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        member = self.clinic_user(pk)
+        member = self.member(pk)
         target = request.POST.get("session", "")
         try:
             ended = user_services.user_sessions_end(
@@ -421,95 +230,3 @@ class EndMemberSessionsView(ClinicAdminRequiredMixin, View):
         else:
             messages.success(request, texts.sessions_ended(ended, name=member.display_name))
         return HttpResponseRedirect(reverse("user_detail", args=[member.pk]) + "#sessions-heading")
-
-
-class UserDisable2FAView(ClinicAdminRequiredMixin, View):
-    """Confirm page (GET, changes nothing) and the disabling itself (POST)."""
-
-    def get(self, request, pk: int):
-        member = self.clinic_user(pk)
-        if member.pk == request.user.pk:
-            messages.error(request, texts.message("disable_own_refused"))
-            return redirect("user_detail", pk=member.pk)
-        state = devices.twofa_state(member)
-        if not state.anything_to_reset:
-            messages.info(request, texts.message("user_has_no_2fa", name=member.display_name))
-            return redirect("user_detail", pk=member.pk)
-        context = {"member": member, "twofa": state, "mandatory": request.user.clinic.mandatory_2fa}
-        return render(request, "users/user_disable_confirm.html", context)
-
-    def post(self, request, pk: int):
-        member = self.clinic_user(pk)
-        if member.pk == request.user.pk:
-            messages.error(request, texts.message("disable_own_refused"))
-            return redirect("user_detail", pk=member.pk)
-        asked = reauth.confirmation_needed(request, texts.message("action_disable_member", name=member.display_name))
-        if asked is not None:
-            return asked
-        removed = services.twofa_reset(
-            user=member,
-            actor=request.user,
-            action=AuditEvent.Action.DISABLED_BY_ADMIN,
-            ip_address=client_ip(request),
-        )
-        if not removed.anything_to_reset:
-            messages.info(request, texts.message("user_has_no_2fa", name=member.display_name))
-        else:
-            messages.success(request, texts.message("user_2fa_disabled", name=member.display_name))
-            if request.user.clinic.mandatory_2fa:
-                messages.info(request, texts.message("user_2fa_disabled_mandatory", name=member.display_name))
-        return redirect("user_detail", pk=member.pk)
-
-
-class RemindMembersView(ClinicAdminRequiredMixin, View):
-    """E-mail every member who has not set up 2FA; at most once per 24 hours per clinic."""
-
-    http_method_names = ["post"]
-
-    def post(self, request):
-        try:
-            sent = services.clinic_remind_unenrolled(clinic=request.user.clinic, actor=request.user, ip_address=client_ip(request))
-        except services.RemindersTooSoon as too_soon:
-            messages.error(request, texts.reminders_too_soon(too_soon.next_at))
-        else:
-            messages.success(request, texts.reminders_sent(sent))
-        return redirect("user_list")
-
-
-@method_decorator(never_cache, name="dispatch")
-class UserSigninCodeView(ClinicAdminRequiredMixin, View):
-    """Issue a one-time sign-in code for a member who lost their phone: confirm (GET), then
-    issue (POST, after "Confirm it's you" when the admin has not proved a factor recently) and
-    show it once on the response (nothing is kept to show it again)."""
-
-    def refusal(self, request, member):
-        if member.pk == request.user.pk:
-            return texts.message("signin_code_self_refused")
-        if not devices.is_enrolled(member):
-            return texts.message("signin_code_needs_2fa", name=member.display_name)
-        return None
-
-    def get(self, request, pk: int):
-        member = self.clinic_user(pk)
-        refused = self.refusal(request, member)
-        if refused:
-            messages.error(request, refused)
-            return redirect("user_detail", pk=member.pk)
-        return render(request, "users/user_signin_code.html", {"member": member})
-
-    def post(self, request, pk: int):
-        member = self.clinic_user(pk)
-        refused = self.refusal(request, member)
-        if refused:
-            messages.error(request, refused)
-            return redirect("user_detail", pk=member.pk)
-        asked = reauth.confirmation_needed(request, texts.message("action_issue_code", name=member.display_name))
-        if asked is not None:
-            return asked
-        try:
-            code, expires_at = services.signin_code_issue(user=member, actor=request.user, ip_address=client_ip(request))
-        except services.SelfIssueRefused:
-            messages.error(request, texts.message("signin_code_self_refused"))
-            return redirect("user_detail", pk=member.pk)
-        context = {"member": member, "code": f"{code[:4]} {code[4:]}", "expires_at": expires_at}
-        return render(request, "users/user_signin_code.html", context)

@@ -12,7 +12,7 @@ class TwoFactorConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
 
-        # last_login means "last signed in": services.user_record_sign_in (or, for a code,
-        # services.code_sign_in) stamps it once the second factor has passed, not at the
+        # last_login means "last signed in": services.user_record_sign_in stamps it once the
+        # second factor has passed (for a code, in the code check's transaction), not at the
         # password step as Django's receiver would.
         user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")

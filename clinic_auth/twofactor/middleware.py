@@ -42,8 +42,13 @@ class TwoFactorMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         gate = session.request_gate(request)
         request.twofa_gate = gate
-        # What django_otp's OTPMiddleware would add, from the gate we already know (no query).
-        request.user.is_verified = (gate == Gate.VERIFIED).__bool__
+        # What django-otp's OTPMiddleware would add, from the gate already known (verification.py).
+        user = request.user
+        user.is_verified = (gate == Gate.VERIFIED).__bool__
+        if user.is_authenticated:
+            user.otp_device_persistent_id = session.verified_device_id(request) if gate == Gate.VERIFIED else None
+        else:
+            user.otp_device = None
         if gate in policy.ALLOWED_GATES:
             return self.get_response(request)
         if policy.is_exempt(gate, policy.view_name_for_path(request.path_info)):

@@ -1,7 +1,9 @@
 """The session adapter: the only code that reads or writes `request.session` for 2FA.
 
-It holds the cached gate, the verified flag, the pending login, the set-up in
-progress and recovery codes waiting to be shown once.
+It holds the cached gate, the pending login, the set-up in progress and recovery codes waiting to
+be shown once. Whether the session has passed the second factor is django-otp's own record, the
+device's persistent id under DEVICE_ID_SESSION_KEY (django_otp.login writes it): the one source of
+truth that `request.user.is_verified()` and `request.user.otp_device` answer from.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 import zoneinfo
 
 import django_otp
+from django_otp import DEVICE_ID_SESSION_KEY
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, update_session_auth_hash
 from django.http import HttpRequest
@@ -20,7 +23,6 @@ from . import crypto, devices, policy, services
 from .policy import Gate
 
 STATE_KEY = "clinicauth_2fa_state"
-VERIFIED_KEY = "clinicauth_2fa_verified"
 PENDING_SINCE_KEY = "clinicauth_2fa_pending_since"
 LOGIN_AT_KEY = "clinicauth_login_at"
 SETUP_KEY = "clinicauth_2fa_setup"  # pk of the unconfirmed authenticator this session is setting up
@@ -83,9 +85,19 @@ def request_gate(request: HttpRequest) -> Gate:
         return Gate(cached["gate"])
     enrolled = devices.is_enrolled(user)
     required, pending = policy.requirement(user) if not enrolled else (False, None)
-    gate = policy.gate_for(enrolled=enrolled, verified=bool(request.session.get(VERIFIED_KEY)), required=required)
+    gate = policy.gate_for(enrolled=enrolled, verified=is_verified(request), required=required)
     _remember_gate(request, gate, pending=pending)
     return gate
+
+
+def is_verified(request: HttpRequest) -> bool:
+    """The session passed the second factor (django-otp's record of the device it passed with)."""
+    return bool(request.session.get(DEVICE_ID_SESSION_KEY))
+
+
+def verified_device_id(request: HttpRequest) -> str | None:
+    """The persistent id of the device the session passed the second factor with (django-otp's)."""
+    return request.session.get(DEVICE_ID_SESSION_KEY)
 
 
 def _still_valid(cached: dict) -> bool:
@@ -143,7 +155,7 @@ def start_login(request: HttpRequest) -> None:
 
     Where no second factor applies, the password completes the sign-in.
     """
-    for key in (VERIFIED_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTION_KEY, REPLACING_KEY):
+    for key in (DEVICE_ID_SESSION_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTION_KEY, REPLACING_KEY):
         request.session.pop(key, None)
     request.session[PENDING_SINCE_KEY] = int(time.time())
     request.session[LOGIN_AT_KEY] = int(time.time())
@@ -165,10 +177,9 @@ def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = Tru
     completes_sign_in is False when a session that was already signed in (no 2FA
     needed) sets up an authenticator: that is not a new sign-in for last_login.
     sign_in_recorded is True when the service that checked the factor has stamped
-    last_login already, in its own transaction (services.code_sign_in).
+    last_login already, in its own transaction (a code method's verify).
     """
     request.session.cycle_key()
-    request.session[VERIFIED_KEY] = True
     request.session.pop(PENDING_SINCE_KEY, None)
     request.session.pop(SETUP_KEY, None)
     django_otp.login(request, device)
@@ -178,12 +189,17 @@ def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = Tru
         services.user_record_sign_in(user=request.user)
 
 
+def verified_with(request: HttpRequest, device) -> None:
+    """The session stays verified, now with `device` (the one it passed with has been replaced)."""
+    django_otp.login(request, device)
+
+
 def keep_after_own_reset(request: HttpRequest) -> None:
     """The user turned their own 2FA off: this session carries on (every other one ended)."""
     user = request.user
     user.refresh_from_db(fields=["session_nonce", "twofa_stamp"])
     update_session_auth_hash(request, user)
-    request.session.pop(VERIFIED_KEY, None)
+    request.session.pop(DEVICE_ID_SESSION_KEY, None)
     request.session.pop(STATE_KEY, None)
 
 

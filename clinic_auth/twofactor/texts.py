@@ -11,7 +11,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import services
+from . import codes
 
 MESSAGES = {
     "code_invalid": _("That code is not valid. Check your authenticator app and try again."),
@@ -34,8 +34,6 @@ MESSAGES = {
     "user_has_no_2fa": _("{name} does not have two-factor authentication set up, so there is nothing to disable."),
     "disable_own_refused": _("You cannot disable your own two-factor authentication here. Use My Profile instead."),
     "password_changed": _("Your password has been changed. You have been signed out everywhere else."),
-    "clinic_admins_only": _("Only clinic administrators can manage users."),
-    "clinic_settings_admins_only": _("Only clinic administrators can see clinic settings."),
     "admin_site_operators_only": _("The administration site is for system operators only."),
     "app_added": _("Authenticator app added. You can now sign in with a code from it or with your passkey or security key."),
     "passkey_wrong_step": _("A passkey or security key can't be used at this step. Reload the page and try again."),
@@ -112,14 +110,14 @@ def locked_message(locked_until: datetime | None, *, failures: int | None = None
     ).format(seconds=seconds)
 
 
-def code_refused(refusal: services.CodeRefused, *, at_setup: bool = False) -> str:
-    if isinstance(refusal, services.CodeLocked):
+def code_refused(refusal: codes.CodeRefused, *, at_setup: bool = False) -> str:
+    if isinstance(refusal, codes.CodeLocked):
         return locked_message(refusal.until, failures=refusal.failures)
-    if isinstance(refusal, services.CodeReplayed):
+    if isinstance(refusal, codes.CodeReplayed):
         return message("code_replayed")
     if at_setup:
         return message("setup_code_invalid")
-    return message("recovery_code_invalid" if getattr(refusal, "kind", "totp") == "recovery" else "code_invalid")
+    return message("recovery_code_invalid" if getattr(refusal, "method", "totp") == "recovery" else "code_invalid")
 
 
 def sessions_ended(count: int, *, name: str | None = None) -> str:

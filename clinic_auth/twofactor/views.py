@@ -1,46 +1,29 @@
-import base64
-import io
+"""The 2FA pages every method shares: the sign-in code page, "Confirm it's you", and turning 2FA off
+(your own, or a member's by their clinic admin); and the set-up reminders. Each method's own pages
+are in its package."""
 
-import qrcode
-from django.conf import settings
+
 from django.contrib import messages
-from django.contrib.auth import logout
-from django.http import HttpResponseRedirect
+from django.contrib.auth import authenticate, logout
+from django.http import HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils import timezone
+from django.urls import resolve, reverse
 from django.utils.decorators import method_decorator
-from django.utils.http import urlencode
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from clinic_auth.http import safe_next
+from clinic_auth.http import client_ip, is_safe_next, safe_next
+from clinic_auth.passwords import PasswordAttemptsThrottled
+from clinic_auth.permissions import ClinicAdminRequiredMixin
 
-from . import devices, policy, reauth, services, session, texts
-from clinic_auth.http import client_ip
-from .forms import ChallengeForm, TOTPCodeForm
+from . import devices, policy, profile, reauth, services, session, texts
+from .codes import CodeRefused
+from .forms import ChallengeForm, ReauthPasswordForm
+from .models import AuditEvent
 from .policy import Gate
-
-QR_TARGET_PIXELS = 264  # about the size a phone camera reads well from a screen
-QR_QUIET_ZONE = 4  # modules of white border the QR standard asks for
-
-
-def qr_data_uri(text: str) -> tuple[str, int]:
-    """A PNG QR code, inline, so the secret never sits in a file or a URL; and its size in px.
-
-    Every module is a whole number of pixels and the page shows the image at its own size,
-    so no square is stretched unevenly (53 modules squeezed into 264 px blur the edges).
-    """
-    qr = qrcode.QRCode(border=QR_QUIET_ZONE, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    qr.add_data(text)
-    qr.make(fit=True)
-    qr.box_size = max(2, QR_TARGET_PIXELS // (qr.modules_count + 2 * QR_QUIET_ZONE))
-    image = qr.make_image()
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode(), image.pixel_size
+from .totp.forms import TOTPCodeForm
+from .totp.services import totp_verify
 
 
 @method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
@@ -69,21 +52,15 @@ class ChallengeView(View):
     def post(self, request):
         form = ChallengeForm(request.POST, recovery=self.use_recovery())
         if form.is_valid():
-            kind, token = form.cleaned_data["code"]
+            method, token = form.cleaned_data["code"]
             try:
-                device = services.code_sign_in(user=request.user, kind=kind, token=token, ip_address=client_ip(request))
-            except services.CodeRefused as refused:
+                device = method.verify(user=request.user, token=token, ip_address=client_ip(request), completes_sign_in=True)
+            except CodeRefused as refused:
                 form.add_error("code", texts.code_refused(refused))
             else:
                 session.mark_verified(request, device, sign_in_recorded=True)
-                if kind == "signin":
-                    # Straight to a new authenticator; the old app keeps working until it is confirmed.
-                    session.start_replacing_authenticator(request)
-                    messages.warning(request, texts.message("signin_code_used"))
-                    return redirect("two_factor_setup")
-                if kind == "recovery":
-                    messages.warning(request, texts.recovery_code_used(devices.recovery_codes_left(request.user)))
-                return HttpResponseRedirect(safe_next(request))
+                follow_up = method.after_sign_in(request, device) if method.after_sign_in else None
+                return follow_up or HttpResponseRedirect(safe_next(request))
         return self.render(form)
 
     def render(self, form):
@@ -98,123 +75,163 @@ class ChallengeView(View):
         return render(self.request, self.template_name, context)
 
 
-@method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
-class SetupView(View):
-    """Set up Two-Factor Authentication: QR code, manual key, confirm with a code.
+class ReauthenticateView(View):
+    """"Confirm it's you": a current code (or a recovery code, or a passkey), or the password for
+    an account without 2FA; then the action that asked for it runs with its original form data."""
 
-    Each set-up session gets its own secret, kept by pk in that session only.
-    """
-
-    template_name = "twofactor/setup.html"
+    template_name = "twofactor/reauthenticate.html"
 
     def dispatch(self, request, *args, **kwargs):
-        self.gate = session.request_gate(request)
-        if self.gate == Gate.CHALLENGE:
-            return redirect("two_factor_challenge")
-        self.replacing = session.replacing_authenticator(request)
-        if devices.confirmed_totp_device(request.user) is not None and not self.replacing:
-            messages.info(request, texts.message("already_enabled"))
-            return redirect("profile")
-        if devices.is_enrolled(request.user):  # a second method, next to a passkey or security key
-            asked = reauth.confirmation_needed(request, texts.message("action_add_app"))
-            if asked is not None:
-                return asked
+        self.action = session.pending_action(request)
+        if self.action is None:
+            messages.info(request, texts.message("nothing_to_confirm"))
+            return redirect("home")
+        self.enrolled = devices.is_enrolled(request.user)
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request):
-        return self.render(TOTPCodeForm())
+        return self.render(self.new_form())
 
     def post(self, request):
-        form = TOTPCodeForm(request.POST)
-        if not form.is_valid():
-            return self.render(form)
-        try:
-            device, codes = services.totp_confirm(
-                user=request.user,
-                device_id=session.setup_device_id(request),
-                token=form.cleaned_data["code"],
-                ip_address=client_ip(request),
-            )
-        except services.SetupExpired:
-            session.remember_setup_device(request, None)
-            key = "setup_superseded" if devices.confirmed_totp_device(request.user) else "setup_expired"
-            messages.error(request, texts.message(key))
-            return HttpResponseRedirect(
-                f"{reverse('two_factor_setup')}?{urlencode({'next': safe_next(request, default='profile')})}"
-            )
-        except services.CodeRefused as refused:
-            form.add_error("code", texts.code_refused(refused, at_setup=True))
-        else:
-            if self.replacing:
-                session.done_replacing_authenticator(request)
-            if not codes:  # a second method next to a key, or a new app replacing the old one
-                messages.success(request, texts.message("app_replaced" if self.replacing else "app_added"))
-                return redirect("profile")
-            session.mark_verified(request, device, completes_sign_in=self.gate != Gate.OPEN)
-            messages.success(request, texts.message("enabled"))
-            session.stash_codes_to_show(request, codes, continue_url=safe_next(request))
-            return redirect("two_factor_recovery_codes")
+        if "continue" in request.POST and session.reauth_is_fresh(request):
+            return replay(request, session.take_pending_action(request))
+        form = self.new_form(request.POST)
+        if form.is_valid() and self.confirm(form):
+            session.note_reauth(request)
+            return replay(request, session.take_pending_action(request))
         return self.render(form)
+
+    def new_form(self, data=None):
+        return ChallengeForm(data) if self.enrolled else ReauthPasswordForm(data)
+
+    def confirm(self, form) -> bool:
+        user, ip_address = self.request.user, client_ip(self.request)
+        if self.enrolled:
+            method, token = form.cleaned_data["code"]
+            try:
+                method.verify(user=user, token=token, ip_address=ip_address)
+                return True
+            except CodeRefused as refused:
+                form.add_error("code", texts.code_refused(refused))
+        else:
+            try:
+                confirmed = authenticate(self.request, username=user.get_username(), password=form.cleaned_data["password"])
+            except PasswordAttemptsThrottled as throttled:
+                form.add_error("password", texts.throttled_message(throttled.until))
+            else:
+                if confirmed is not None and confirmed.pk == user.pk:
+                    return True
+                form.add_error("password", texts.message("password_wrong"))
+        services.reauth_record_failure(user=user, ip_address=ip_address, detail=self.action["label"])
+        return False
 
     def render(self, form):
         user = self.request.user
-        device = devices.live_setup_device(user=user, device_id=session.setup_device_id(self.request))
-        if device is None:
-            device = services.totp_setup_begin(user=user)
-            session.remember_setup_device(self.request, device)
-        qr_code, qr_size = qr_data_uri(device.config_url)
         context = {
             "form": form,
-            "qr_code": qr_code,
-            "qr_size": qr_size,
-            "otpauth_uri": device.config_url,
-            "key_for_copying": device.manual_entry_key.replace(" ", ""),
-            "manual_key": device.manual_entry_key,
-            "required_by_clinic": policy.clinic_requires_2fa(user),
-            "required_for_operator": policy.two_factor_required(user),
-            "can_cancel": self.gate != Gate.SETUP,  # only a set-up the user chose can be left
-            "replacing": self.replacing,
-            "next": safe_next(self.request, default="profile"),
+            "label": self.action["label"],
+            "enrolled": self.enrolled,
+            "confirmed": session.reauth_is_fresh(self.request),
+            "has_keys": self.enrolled and devices.keys_of(user).exists(),
         }
         return render(self.request, self.template_name, context)
 
 
-@method_decorator(never_cache, name="dispatch")
-class RecoveryCodesView(View):
-    """New recovery codes, shown exactly once (POST-redirect-GET).
+def replay(request, action: dict):
+    """Run the parked action as it was submitted (its CSRF token was checked then)."""
+    path = action["path"]
+    if action["method"] != "POST":
+        return HttpResponseRedirect(path if is_safe_next(path, request) else reverse("home"))
+    path = path.split("?", 1)[0]
+    match = resolve(path)
+    data = QueryDict(mutable=True)
+    for key, values in action["data"].items():
+        data.setlist(key, values)
+    request.method = "POST"
+    request.POST = data
+    request.path = request.path_info = path
+    request.resolver_match = match
+    return match.func(request, *match.args, **match.kwargs)
 
-    POST makes a new set and redirects here; the GET shows it and forgets it, so
-    a reload never mints another set behind the user's back.
-    """
 
-    template_name = "twofactor/recovery_codes.html"
+@method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
+class DisableOwn2FAView(View):
+    """Turn 2FA off for yourself, after a current code, unless the clinic requires it."""
 
-    def get(self, request):
-        shown = session.take_codes_to_show(request)
-        if shown is None:
-            context = {"already_shown": True, "enrolled": devices.is_enrolled(request.user)}
-            return render(request, self.template_name, context)
-        codes, continue_url = shown
-        # The file and the printout say whose codes they are: a bare list in a drawer is no help.
-        about = {"codes": codes, "user": request.user, "product": settings.CLINICAUTH_PRODUCT_NAME, "when": timezone.now()}
-        context = {
-            **about,
-            "codes_text": "\n".join(codes),
-            "download_text": render_to_string("twofactor/recovery_codes.txt", about),
-            "continue_url": continue_url,
-        }
-        return render(request, self.template_name, context)
+    http_method_names = ["post"]
 
     def post(self, request):
-        if not devices.is_enrolled(request.user):
+        user = request.user
+        if not policy.can_disable_own_2fa(user):
+            messages.error(request, texts.message("disable_refused_mandatory"))
             return redirect("profile")
-        asked = reauth.confirmation_needed(request, texts.message("action_new_codes"))
+        # Same ids as the profile's own form, so the label and error stay tied to the field.
+        form = TOTPCodeForm(request.POST, auto_id="id_disable_%s")
+        if form.is_valid():
+            ip_address = client_ip(request)
+            try:
+                totp_verify(user=user, token=form.cleaned_data["code"], ip_address=ip_address)
+            except CodeRefused as refused:
+                form.add_error("code", texts.code_refused(refused))
+            else:
+                services.twofa_reset(user=user, actor=user, action=AuditEvent.Action.DISABLED_BY_SELF, ip_address=ip_address)
+                session.keep_after_own_reset(request)
+                messages.success(request, texts.message("disabled_self"))
+                return redirect("profile")
+        return profile.render_profile(request, disable_form=form)
+
+
+class MemberDisable2FAView(ClinicAdminRequiredMixin, View):
+    """Confirm page (GET, changes nothing) and the disabling itself (POST)."""
+
+    def get(self, request, pk: int):
+        member = self.member(pk)
+        if member.pk == request.user.pk:
+            messages.error(request, texts.message("disable_own_refused"))
+            return redirect("user_detail", pk=member.pk)
+        state = devices.twofa_state(member)
+        if not state.anything_to_reset:
+            messages.info(request, texts.message("user_has_no_2fa", name=member.display_name))
+            return redirect("user_detail", pk=member.pk)
+        context = {"member": member, "twofa": state, "mandatory": self.clinic.mandatory_2fa}
+        return render(request, "twofactor/member_disable_confirm.html", context)
+
+    def post(self, request, pk: int):
+        member = self.member(pk)
+        if member.pk == request.user.pk:
+            messages.error(request, texts.message("disable_own_refused"))
+            return redirect("user_detail", pk=member.pk)
+        asked = reauth.confirmation_needed(request, texts.message("action_disable_member", name=member.display_name))
         if asked is not None:
             return asked
-        codes = services.recovery_codes_regenerate(user=request.user, ip_address=client_ip(request))
-        messages.success(request, texts.message("recovery_regenerated"))
-        session.stash_codes_to_show(request, codes, continue_url=reverse("profile"))
-        return redirect("two_factor_recovery_codes")
+        removed = services.twofa_reset(
+            user=member,
+            actor=request.user,
+            action=AuditEvent.Action.DISABLED_BY_ADMIN,
+            ip_address=client_ip(request),
+        )
+        if not removed.anything_to_reset:
+            messages.info(request, texts.message("user_has_no_2fa", name=member.display_name))
+        else:
+            messages.success(request, texts.message("user_2fa_disabled", name=member.display_name))
+            if self.clinic.mandatory_2fa:
+                messages.info(request, texts.message("user_2fa_disabled_mandatory", name=member.display_name))
+        return redirect("user_detail", pk=member.pk)
+
+
+class RemindMembersView(ClinicAdminRequiredMixin, View):
+    """E-mail every member who has not set up 2FA; at most once per 24 hours per clinic."""
+
+    http_method_names = ["post"]
+
+    def post(self, request):
+        try:
+            sent = services.clinic_remind_unenrolled(clinic=self.clinic, actor=request.user, ip_address=client_ip(request))
+        except services.RemindersTooSoon as too_soon:
+            messages.error(request, texts.reminders_too_soon(too_soon.next_at))
+        else:
+            messages.success(request, texts.reminders_sent(sent))
+        return redirect("user_list")
 
 
 class DismissGraceBannerView(View):

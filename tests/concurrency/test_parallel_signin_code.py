@@ -15,8 +15,8 @@ SETUP = "/accounts/two-factor/setup/"
 def issue_code(deployment, username: str) -> str:
     return deployment.shell(
         f"""
-        from clinic_auth.twofactor import services
-        code, _ = services.signin_code_issue(user=User.objects.get(username={username!r}), actor=None)
+        from clinic_auth.twofactor.signin_code import services as signin_code_services
+        code, _ = signin_code_services.signin_code_issue(user=User.objects.get(username={username!r}), actor=None)
         print(json.dumps(code))
         """
     )

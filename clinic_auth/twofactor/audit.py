@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
-from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
-from django.template.loader import render_to_string
-from django.utils import timezone
+from clinic_auth.mail import queue_email
 
 from .models import AuditEvent
-
-logger = logging.getLogger(__name__)
 
 
 def record(
@@ -42,17 +34,8 @@ def record(
 
 
 def notify(user, template: str, **context) -> None:
-    """Email the account holder about a change to their 2FA, after the change commits."""
-    if not user.email:
-        return
-    context = {"user": user, "when": timezone.now(), "product": settings.CLINICAUTH_PRODUCT_NAME, **context}
-    subject = render_to_string(f"twofactor/email/{template}_subject.txt", context).strip()
-    body = render_to_string(f"twofactor/email/{template}.txt", context)
+    """E-mail the account holder about a change to their 2FA, once the change commits.
 
-    def send() -> None:
-        try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
-        except Exception:  # a mail outage must not undo or hide a security change
-            logger.exception("Could not send the %s security email to user %s", template, user.pk)
-
-    transaction.on_commit(send)
+    `template` names the e-mail under templates/twofactor/ ("email/enabled", "totp/email/app_replaced").
+    """
+    queue_email(to=user.email, template=f"twofactor/{template}", context={"user": user, **context})

@@ -1,4 +1,5 @@
-"""Passkeys and security keys: django-otp-webauthn's views, joined to this app's 2FA core.
+"""Passkeys and security keys: django-otp-webauthn's views, joined to this app's 2FA core, and the
+keys' management on My Profile.
 
 The library does the WebAuthn work (py_webauthn underneath: challenge, origin,
 RP ID, signature, sign count). These subclasses only add what it cannot know:
@@ -13,15 +14,19 @@ import json
 
 from django.contrib import messages
 from django.db import transaction
-from django.urls import path, reverse
-from django.views.i18n import JavaScriptCatalog
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views import View
 from django_otp_webauthn import exceptions, views
 
-from clinic_auth.http import safe_next
+from clinic_auth.http import client_ip, safe_next
 
-from . import devices, reauth, services, session, texts
-from clinic_auth.http import client_ip
-from .policy import Gate
+from .. import devices, profile, reauth, session, texts
+from ..policy import Gate
+from .forms import KeyNameForm
+from .services import KeyNotFound, LastMethodRequired, passkey_added, passkey_refused, passkey_remove, passkey_rename
 
 # Gates at which each ceremony may run: a second factor at the challenge; a new
 # key from a session that passed 2FA, or one setting up its first method.
@@ -81,7 +86,7 @@ class RegistrationComplete(views.CompleteCredentialRegistrationView):
         with transaction.atomic():
             response = super().post(*args, **kwargs)
             credential = devices.keys_of(request.user).get(pk=_json(response)["id"])
-            codes = services.passkey_added(user=request.user, credential=credential, ip_address=client_ip(request))
+            codes = passkey_added(user=request.user, credential=credential, ip_address=client_ip(request))
         messages.success(request, texts.message("key_added", name=credential.name))
         if codes:
             # The first method: enrolment is complete, as after the authenticator app.
@@ -130,7 +135,7 @@ class AuthenticationComplete(views.CompleteCredentialAuthenticationView):
         if isinstance(exc, exceptions.OTPWebAuthnApiError) and self.request.user.is_authenticated:
             # The plugin rewrites py_webauthn's errors; the original says what exactly failed.
             cause = exc.__cause__ or exc.__context__
-            services.passkey_refused(
+            passkey_refused(
                 user=self.request.user, reason=f"{exc.code}: {cause or exc}", ip_address=client_ip(self.request)
             )
         return super().handle_exception(exc)
@@ -140,12 +145,46 @@ def _json(response) -> dict:
     return json.loads(response.content)
 
 
-# Same namespace and names as django_otp_webauthn.urls, so its template tags find them.
-app_name = "otp_webauthn"
-urlpatterns = [
-    path("registration/begin/", RegistrationBegin.as_view(), name="credential-registration-begin"),
-    path("registration/complete/", RegistrationComplete.as_view(), name="credential-registration-complete"),
-    path("authentication/begin/", AuthenticationBegin.as_view(), name="credential-authentication-begin"),
-    path("authentication/complete/", AuthenticationComplete.as_view(), name="credential-authentication-complete"),
-    path("jsi18n/", JavaScriptCatalog.as_view(packages=["django_otp_webauthn"]), name="js-i18n-catalog"),
-]
+class RenameKeyView(View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        form = KeyNameForm(request.POST, auto_id=f"id_key_{pk}_%s")
+        if not form.is_valid():
+            return profile.render_profile(request, rename_errors=(pk, form))
+        try:
+            key = passkey_rename(user=request.user, credential_id=pk, name=form.cleaned_data["name"])
+        except KeyNotFound:
+            messages.error(request, texts.message("key_not_found"))
+        else:
+            messages.success(request, texts.message("key_renamed", name=key.name))
+        return redirect("profile")
+
+
+class AddKeyView(View):
+    """The "Add a passkey or security key" button of a session that must confirm it's them first."""
+
+    http_method_names = ["post"]
+
+    @method_decorator(reauth.sensitive_action(texts.MESSAGES["action_add_key"]))
+    def post(self, request):
+        return HttpResponseRedirect(reverse("profile") + "#add-key")
+
+
+@method_decorator(reauth.sensitive_action(texts.MESSAGES["action_remove_key"]), name="dispatch")
+class RemoveKeyView(View):
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        name = devices.keys_of(request.user).filter(pk=pk).values_list("name", flat=True).first()
+        try:
+            was_last = passkey_remove(user=request.user, credential_id=pk, ip_address=client_ip(request))
+        except KeyNotFound:
+            messages.error(request, texts.message("key_not_found"))
+        except LastMethodRequired:
+            messages.error(request, texts.message("key_last_required"))
+        else:
+            if was_last:
+                session.keep_after_own_reset(request)
+            messages.success(request, texts.message("key_removed_last" if was_last else "key_removed", name=name))
+        return redirect("profile")
