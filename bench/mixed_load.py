@@ -292,10 +292,25 @@ def password_throttle_limit() -> int | None:
     return ACCOUNT_FROM_ADDRESS.limit
 
 
-def gunicorn_shape(shipped: bool, sync_workers: int) -> dict:
-    """Workers, worker class and threads of the server under test, read from gunicorn.conf.py when shipped."""
-    if not shipped:
-        return {"config": "command line", "workers": sync_workers, "worker_class": "sync", "threads": 1}
+def set_password_hashes(hasher: str) -> str:
+    """Give every bench account the same password hashed with the chosen parameters (the bench's
+    accounts share one hash: hashing a million would take days); returns the settings module the
+    server runs with, whose first hasher checks them without re-hashing."""
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    from clinic_auth.passwords import ClinicArgon2PasswordHasher
+    from users.models import User
+
+    from users.management.commands.seed_bench import CLINIC_NAME
+
+    chosen = {"shipped": ClinicArgon2PasswordHasher, "django-defaults": Argon2PasswordHasher}[hasher]()
+    clinics = [CLINIC_NAME.format(number) for number in ADMIN_CLINICS]  # every account this part signs in
+    User.objects.filter(clinic__name__in=clinics).update(password=chosen.encode(common.PASSWORD, chosen.salt()))
+    return "clinic_auth.settings" if hasher == "shipped" else "bench.settings_django_argon2"
+
+
+def gunicorn_shape() -> dict:
+    """Workers, worker class and threads of the server under test, read from gunicorn.conf.py."""
     import runpy
 
     conf = runpy.run_path(str(common.ROOT / "gunicorn.conf.py"))
@@ -319,10 +334,10 @@ def main() -> None:
     parser.add_argument("--per-clinic", type=int, default=10_000)
     parser.add_argument("--pool-size", type=int, default=5000)
     parser.add_argument(
-        "--server", choices=["shipped", "sync"], default="shipped",
-        help="shipped: `gunicorn -c gunicorn.conf.py` as in production; sync: the earlier 4 sync workers, password checks at normal priority (before).",
+        "--hasher", choices=["shipped", "django-defaults"], default="shipped",
+        help="shipped: ClinicAuth's Argon2 parameters; django-defaults: Django's own (100 MiB, t=2, p=8), as before them. "
+        "Either way `gunicorn -c gunicorn.conf.py` as in production.",
     )
-    parser.add_argument("--workers", type=int, default=4, help="Sync workers with --server sync.")
     args = parser.parse_args()
 
     inprocess.setup_django()
@@ -333,15 +348,13 @@ def main() -> None:
         raise SystemExit("The mixed load runs against PostgreSQL (DATABASE_URL=postgres://...).")
     inprocess.migrate()
     inprocess.seed(clinics=max(ADMIN_CLINICS), staff=args.per_clinic)
+    settings_module = set_password_hashes(args.hasher)
     pool_list, admins, attacked_device = load_accounts(args)
     baseline_account = pool_list.pop()
     pool = Pool(pool_list)
     server_env = {"DATABASE_URL": common.PG_URL, "DB_CONN_MAX_AGE": "60", "TRUSTED_PROXY_COUNT": "1"}
 
-    shipped = args.server == "shipped"
-    if not shipped:  # before issue 16: Argon2 checked on the request's own thread, at the worker's priority
-        server_env.update(PASSWORD_HASH_NICE="0", PASSWORD_HASH_SCHED_IDLE="0")
-    with common.gunicorn(workers=None if shipped else args.workers, env=server_env, shipped_config=shipped) as server:
+    with common.gunicorn(env=server_env, settings=settings_module, shipped_config=True) as server:
         base = baseline(server.url, admins[-1], baseline_account, repeats=args.baseline_repeats)
         stats = Stats()  # its clock starts now, with the load
         code_outcome = defaultdict(int)
@@ -381,9 +394,10 @@ def main() -> None:
         args.out,
         {
             "seconds": round(elapsed, 1),
-            "server": args.server,
-            "gunicorn": gunicorn_shape(shipped, args.workers),
-            "gunicorn_workers": gunicorn_shape(shipped, args.workers)["workers"],
+            "hasher": args.hasher,
+            "settings": settings_module,
+            "gunicorn": gunicorn_shape(),
+            "gunicorn_workers": gunicorn_shape()["workers"],
             "server_memory_after_load": memory,
             "database": connection.vendor,
             "staff_sessions": args.staff_sessions,
@@ -397,7 +411,7 @@ def main() -> None:
             "cpu_share_load_generator": round(client_cpu / (elapsed * (os.cpu_count() or 1)), 2),
             "cpu_share_machine_busy": machine_busy,
             "load": load,
-            "baseline_single_client": {k: base["by_kind"][k] for k in ("page", "admin_search", "admin_list", "admin_view", "password", "code")},
+            "baseline_single_client": {k: base["by_kind"][k] for k in ("page", "admin_search", "admin_list", "admin_view", "password", "code", "sign_in")},
             "p50_ratio_load_over_baseline": {
                 kind: common.ratio(load["by_kind"][kind]["p50_ms"], base["by_kind"][kind]["p50_ms"])
                 for kind in ("page", "admin_search", "password", "code")
