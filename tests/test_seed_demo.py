@@ -130,9 +130,9 @@ def test_readme_starts_with_make_run_and_make_test_then_accounts_then_configurat
     readme = (PROJECT_ROOT / "README.md").read_text()
     first_block = re.search(r"```\w*\n(.*?)```", readme, re.S).group(1)
     assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make run", "make test"]
-    headings = re.findall(r"^## (.+)$", readme, re.M)
-    assert headings[:2] == ["Demo accounts", "Configuration"]
-    accounts = readme.split("## Demo accounts", 1)[1].split("## Configuration", 1)[0]
+    headings = re.findall(r"^#{2,3} (.+)$", readme, re.M)
+    assert headings.index("Demo accounts") < headings.index("Configuration")
+    accounts = readme.split("### Demo accounts", 1)[1].split("## ", 1)[0]
     for username, (clinic_name, _) in ACCOUNTS.items():
         assert re.search(rf"\| `{username}`\s*\| {clinic_name}\s*\|", accounts), username
 
