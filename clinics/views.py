@@ -51,7 +51,7 @@ class ClinicEditView(ClinicAdminRequiredMixin, View):
         if not form.is_valid():
             return self.render(form)
         if was_mandatory and not form.cleaned_data["mandatory_2fa"]:
-            asked = reauth.confirmation_needed(request, texts.message("action_mandatory_off"))
+            asked = reauth.confirmation_needed(request, texts.message("action_mandatory_off"), fields=tuple(ClinicForm.base_fields))
             if asked is not None:
                 return asked
         clinic = form.save(commit=False)

@@ -4,6 +4,7 @@ import time
 import pyotp
 import pytest
 from django.db.models import F
+from django.test import Client
 from django.urls import reverse
 
 from clinics.models import Clinic
@@ -41,6 +42,21 @@ def twofa_enrolled_stays_exact(request):
         enrolled = ExpressionWrapper(devices.enrolled_q(), output_field=BooleanField())
         stale = list(User.objects.annotate(now=enrolled).exclude(twofa_enrolled=F("now")).values_list("username", flat=True))
         assert not stale, f"User.twofa_enrolled is stale for {stale}"
+
+
+class Browser(Client):
+    """Django's test Client, whose force_login leaves the session as a real sign-in leaves it: the
+    password proved just now (the set-up page and sensitive actions ask again after REAUTH_WINDOW;
+    tests of that move the clock, tests/test_shared_computer.py's `later`)."""
+
+    def force_login(self, user, backend=None):
+        super().force_login(user, backend)
+        proved_just_now(self)
+
+
+@pytest.fixture
+def client():
+    return Browser()
 
 
 @pytest.fixture
@@ -123,6 +139,7 @@ def enrol(client):
     def do(user, *, http_client=None):
         c = http_client or client
         c.force_login(user)
+        proved_just_now(c)  # as a real sign-in does (a plain Client's force_login does not)
         response = c.get(reverse("two_factor_setup"))
         assert response.status_code == 200
         device = setup_device(c)

@@ -24,7 +24,7 @@ from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice, RecoveryCode
 from clinic_auth.twofactor.totp import services as totp_services
-from tests.conftest import PASSWORD, next_code, setup_device, totp_for
+from tests.conftest import Browser, PASSWORD, next_code, setup_device, totp_for
 from users.models import User
 
 SETUP = reverse("two_factor_setup")
@@ -100,7 +100,7 @@ def test_a_planted_secret_never_becomes_the_users_authenticator(mandatory, staff
 
 @pytest.mark.django_db
 def test_confirming_from_a_session_whose_set_up_was_replaced_says_start_again(staff):
-    first, second = Client(), Client()
+    first, second = Browser(), Browser()
     first.force_login(staff)
     second.force_login(staff)
     first.get(SETUP)
@@ -142,11 +142,11 @@ def test_a_set_up_secret_expires(client, mandatory, clinic, staff, settings, ver
 @pytest.mark.django_db
 def test_a_session_cannot_confirm_a_set_up_id_it_was_never_given(staff, user_factory):
     other = user_factory()
-    other_client = Client()
+    other_client = Browser()
     other_client.force_login(other)
     other_client.get(SETUP)
     foreign = setup_device(other_client)
-    mine = Client()
+    mine = Browser()
     mine.force_login(staff)
     mine.get(SETUP)
     session = mine.session
@@ -163,7 +163,7 @@ def test_a_session_cannot_confirm_a_set_up_id_it_was_never_given(staff, user_fac
 def test_open_set_up_pages_are_capped_per_user(staff):
     clients = []
     for _ in range(totp_services.MAX_LIVE_SETUPS_PER_USER + 3):
-        c = Client()
+        c = Browser()
         c.force_login(staff)
         c.get(SETUP)
         clients.append(c)
@@ -312,7 +312,7 @@ def test_next_is_fuzzed_on_every_view_that_reads_it(staff, user_factory, next_ur
     assert_safe_redirect_or_page(
         anonymous.post(reverse("login") + "?" + "next=x", {"username": staff.username, "password": PASSWORD, "next": next_url})
     )
-    no_2fa = Client()
+    no_2fa = Browser()
     no_2fa.force_login(staff)
     assert_safe_redirect_or_page(no_2fa.get(reverse("login"), {"next": next_url}))
     assert_safe_redirect_or_page(no_2fa.get(CHALLENGE, {"next": next_url}))
@@ -322,7 +322,7 @@ def test_next_is_fuzzed_on_every_view_that_reads_it(staff, user_factory, next_ur
 
 @pytest.mark.django_db
 def test_a_valid_set_up_code_with_a_word_for_next_continues_home(staff):
-    c = Client()
+    c = Browser()
     c.force_login(staff)
     c.get(SETUP, {"next": "foo"})
     response = c.post(SETUP, {"code": totp_for(setup_device(c)), "next": "foo"}, follow=True)

@@ -4,13 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from django.test import Client  # noqa: F401
 from django.urls import reverse
 from django.utils import timezone
 
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import next_code, setup_device, totp_for
+from tests.conftest import Browser, next_code, setup_device, totp_for
 from users.models import User
 
 Action = AuditEvent.Action
@@ -20,13 +20,13 @@ ADMIN_IP = "2001:db8::42"
 
 @pytest.fixture
 def staff_client():
-    return Client(REMOTE_ADDR=STAFF_IP)
+    return Browser(REMOTE_ADDR=STAFF_IP)
 
 
 @pytest.fixture
 def admin_client(clinic_admin, enrol):
     """A verified clinic admin (enrolled, so turning the flag on keeps them in)."""
-    c = Client(REMOTE_ADDR=ADMIN_IP)
+    c = Browser(REMOTE_ADDR=ADMIN_IP)
     enrol(clinic_admin, http_client=c)
     return c
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
 from clinic_auth.twofactor.signin_code import services as signin_code_services
-from tests.conftest import PASSWORD, next_code
+from tests.conftest import Browser, PASSWORD, next_code
 from users import membership
 from users.forms import LoginForm
 from users.models import Invitation, User
@@ -147,7 +147,7 @@ def test_change_role_both_ways(admin_client, member, clinic_admin, django_captur
     assert "Joy Nurse is now Clinic admin." in messages_of(response)
     member.refresh_from_db()
     assert member.is_clinic_admin
-    promoted = Client()
+    promoted = Browser()
     promoted.force_login(member)
     assert promoted.get(reverse("user_list")).status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
@@ -213,7 +213,7 @@ def test_membership_pages_are_for_the_clinics_admins_only(client, staff, member,
     client.force_login(staff)
     for name in ("user_deactivate", "user_reactivate", "user_change_role", "user_invitation_resend"):
         assert client.post(reverse(name, args=[member.pk]), {"role": "admin"}).status_code == 403
-    other = Client()
+    other = Browser()
     other.force_login(user_factory(clinic=clinic_factory(), role=User.Role.CLINIC_ADMIN))
     for name in ("user_deactivate", "user_reactivate", "user_change_role", "user_invitation_resend"):
         assert other.post(reverse(name, args=[member.pk]), {"role": "admin"}).status_code == 404

@@ -17,6 +17,7 @@ from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent
 from clinics.forms import ClinicForm
 from clinics.models import Clinic
+from tests.conftest import Browser
 
 SETUP = reverse("two_factor_setup")
 HOME = reverse("home")
@@ -103,7 +104,7 @@ def test_before_the_date_a_banner_on_the_date_set_up(client, clinic, staff, tz, 
         # The same session notices the date passing: the cached gate held "until" that moment.
         response = client.get(HOME)
         assert response.status_code == 302 and response.url.startswith(SETUP)
-    later = Client()
+    later = Browser()
     with at(on + timedelta(days=3)):
         later.force_login(staff)
         assert later.get(reverse("profile")).url.startswith(SETUP)
@@ -163,7 +164,7 @@ def test_no_banner_for_enrolled_members_nor_without_a_date(client, clinic, staff
     make_pending(clinic, tz="UTC")
     enrol(staff)
     assert "requires two-factor authentication from" not in text(client.get(HOME))
-    other = Client()
+    other = Browser()
     Clinic.objects.filter(pk=clinic.pk).update(mandatory_from=None, mandatory_2fa=False)
     other.force_login(staff)
     assert "requires two-factor authentication from" not in text(other.get(HOME))
@@ -230,7 +231,7 @@ def test_ticking_and_saving_once_applies_now_and_names_the_count(admin_client, c
     assert clinic.mandatory_2fa and clinic.mandatory_from is None
     page = admin_client.get(response.url)
     assert "2 members will be asked to set up 2FA." in text(page)
-    staff_client = Client()
+    staff_client = Browser()
     staff_client.force_login(staff)
     assert staff_client.get(HOME).url.startswith(SETUP)
     event = AuditEvent.objects.get(action=AuditEvent.Action.MANDATORY_ON)
@@ -256,7 +257,7 @@ def test_a_date_up_to_30_days_ahead(admin_client, clinic, staff):
         settings_page = text(admin_client.get(ok.url))
         assert "From 29 Dec 2026 — 1 member not yet set up." in settings_page
         assert "Europe/London" in settings_page
-        staff_client = Client()
+        staff_client = Browser()
         staff_client.force_login(staff)
         assert staff_client.get(HOME).status_code == 200
     event = AuditEvent.objects.filter(action=AuditEvent.Action.MANDATORY_ON).latest("id")
@@ -344,7 +345,7 @@ def test_changing_the_time_zone_moves_the_end_of_open_grace_periods(long_session
     with at(utc(2026, 12, 4, 10, 0)):
         assert edit_clinic(admin_client, clinic, mandatory_2fa="on", require_from="date",
                            mandatory_from="2026-12-05").status_code == 302
-        member = Client()
+        member = Browser()
         member.force_login(staff)
         assert member.get(HOME).status_code == 200
     with at(utc(2026, 12, 4, 12, 0)):  # 5 Dec 01:00 in Auckland, still 4 Dec in UTC

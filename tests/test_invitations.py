@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import PASSWORD
+from tests.conftest import Browser, PASSWORD
 from users.models import Invitation, User
 
 NEW_PASSWORD = "plum orchard lantern 42"
@@ -230,7 +230,7 @@ def test_resend_and_revoke_are_refused_for_other_clinics_and_staff(
 ):
     member, path = invited
     other_admin = user_factory(clinic=clinic_factory(), role=User.Role.CLINIC_ADMIN)
-    other = Client()
+    other = Browser()
     other.force_login(other_admin)
     assert other.post(reverse("user_invitation_revoke", args=[member.pk])).status_code == 404
     client.force_login(staff)

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
-from tests.conftest import next_code, proved_just_now
+from tests.conftest import Browser, next_code, proved_just_now
 from users.models import User
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_turning_2fa_on_emails_the_user(member, enrol, django_capture_on_commit_
 def test_admin_disabling_2fa_emails_the_user_when_and_by_whom(
     enrolled, member, clinic_admin, django_capture_on_commit_callbacks
 ):
-    admin_client = Client()
+    admin_client = Browser()
     admin_client.force_login(clinic_admin)
     proved_just_now(admin_client)
 
@@ -145,7 +145,7 @@ def test_a_user_without_an_email_address_is_skipped_quietly(
     user_factory, enrol, clinic_admin, django_capture_on_commit_callbacks
 ):
     no_address = user_factory(email="")
-    admin_client = Client()
+    admin_client = Browser()
     admin_client.force_login(clinic_admin)
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -5,11 +5,12 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from tests.conftest import Browser
 
 
 @pytest.fixture
 def admin_client(clinic_admin) -> Client:
-    c = Client()
+    c = Browser()
     c.force_login(clinic_admin)
     return c
 

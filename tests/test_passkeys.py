@@ -21,7 +21,7 @@ from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
 from clinic_auth.twofactor.passkeys import services as passkey_services
-from tests.conftest import PASSWORD, next_code
+from tests.conftest import Browser, PASSWORD, next_code
 from tests.softkey import YUBIKEY_5, SoftKey
 from users.models import User
 
@@ -338,7 +338,7 @@ def test_removing_a_key_is_audited_and_emailed(verified, staff, django_capture_o
 @pytest.mark.django_db
 def test_the_last_key_cannot_be_removed_where_2fa_is_required(key_only_user):
     staff, key = key_only_user
-    c = Client()
+    c = Browser()
     c.force_login(staff)
     # Force a verified session for this user: sign in with the key.
     c = password_only(staff)
@@ -351,7 +351,7 @@ def test_the_last_key_cannot_be_removed_where_2fa_is_required(key_only_user):
 
 @pytest.mark.django_db
 def test_removing_the_last_key_where_2fa_is_optional_turns_it_off(staff):
-    c = Client()
+    c = Browser()
     c.force_login(staff)
     add_key(c, SoftKey())
     row = WebAuthnCredential.objects.get(user=staff)
@@ -364,7 +364,7 @@ def test_removing_the_last_key_where_2fa_is_optional_turns_it_off(staff):
 @pytest.mark.django_db
 def test_someone_elses_key_cannot_be_renamed_or_removed(verified, staff, user_factory):
     other = user_factory()
-    oc = Client()
+    oc = Browser()
     oc.force_login(other)
     add_key(oc, SoftKey())
     theirs = WebAuthnCredential.objects.get(user=other)
@@ -418,7 +418,7 @@ def test_removing_the_last_key_reads_the_clinics_flag_as_it_is_now(staff):
     """The request's user comes with its clinic; the service still asks the database, inside its lock,
     so Mandatory 2FA switched on a moment ago keeps the last key."""
 
-    c = Client()
+    c = Browser()
     c.force_login(staff)
     add_key(c, SoftKey())
     row = WebAuthnCredential.objects.get(user=staff)

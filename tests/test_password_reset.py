@@ -22,7 +22,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import PASSWORD, next_code
+from tests.conftest import Browser, PASSWORD, next_code
 from users import reset_throttle
 from users.models import LoginThrottle, User
 
@@ -153,7 +153,7 @@ def test_reset_never_verifies_the_second_factor(client, member, enrolled, django
 def test_reset_ends_every_other_session_and_emails_and_audits(
     client, member, enrolled, django_capture_on_commit_callbacks
 ):
-    other = Client()
+    other = Browser()
     other.force_login(member)
     assert other.get(reverse("profile")).status_code in (200, 302)
     session_page = other.get(reverse("home"))

@@ -18,7 +18,7 @@ from django.utils import timezone
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
 from clinic_auth.twofactor.session import LAST_SEEN_KEY
-from tests.conftest import PASSWORD, next_code
+from tests.conftest import Browser, PASSWORD, next_code
 from users import login_throttle
 from users.models import LoginThrottle
 
@@ -356,7 +356,7 @@ def test_session_ends_after_twelve_hours_even_when_active(client, staff, setting
 
 @pytest.mark.django_db
 def test_changing_password_ends_other_sessions(client, staff):
-    other = Client()
+    other = Browser()
     other.force_login(staff)
     client.force_login(staff)
     new_password = "a new long passphrase 42"

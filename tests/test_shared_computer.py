@@ -11,6 +11,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils.http import urlencode
 from django_otp_webauthn.models import WebAuthnCredential
 
 from clinic_auth.twofactor import devices
@@ -35,6 +36,12 @@ def later(clock, seconds: float) -> None:
     """Move the clock (time-machine's fixture) forward and stop it there: the re-auth window, the
     session's timeouts and the codes all read it."""
     clock.move_to(datetime.now(dt_timezone.utc) + timedelta(seconds=seconds), tick=False)
+
+
+def asked_to_confirm(response) -> str:
+    """The "Confirm it's you" page a parked action was sent to (its id is in the address)."""
+    assert response.status_code == 302 and response.url.startswith(CONFIRM + "?action="), response
+    return response.url
 
 
 def password_login(client: Client, user: User, password: str = PASSWORD):
@@ -71,15 +78,14 @@ def test_after_the_window_the_action_waits_for_a_code_then_runs_as_submitted(enr
     before = code_hashes(staff)
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
 
-    response = client.post(CODES)
-    assert response.status_code == 302 and response.url == CONFIRM
+    confirm = asked_to_confirm(client.post(CODES))
     assert code_hashes(staff) == before  # nothing happened yet
-    page = client.get(CONFIRM).content.decode()
+    page = client.get(confirm).content.decode()
     assert "<h1 id=\"reauth-heading\">Confirm it's you</h1>" in page.replace("&#x27;", "'")
     assert "To <strong>generate new recovery codes</strong>" in page
     assert '<label for="id_code">Verification Code</label>' in page
 
-    done = client.post(CONFIRM, {"code": next_code(device)})
+    done = client.post(confirm, {"code": next_code(device)})
 
     assert done.status_code == 302 and done.url == CODES  # the original action's own answer
     assert code_hashes(staff) != before
@@ -92,15 +98,15 @@ def test_after_the_window_the_action_waits_for_a_code_then_runs_as_submitted(enr
 def test_a_wrong_code_is_refused_audited_and_throttled_like_at_sign_in(enrolled, staff, settings, time_machine):
     client, device = enrolled
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
-    client.post(CODES)
+    confirm = asked_to_confirm(client.post(CODES))
     before = code_hashes(staff)
     wrong = next(c for c in ("000000", "999999") if c != next_code(device))
-    page = client.post(CONFIRM, {"code": wrong}).content.decode()
+    page = client.post(confirm, {"code": wrong}).content.decode()
     assert "That code is not valid" in page
     assert AuditEvent.objects.get(action=Action.REAUTH_FAILED).detail == "generate new recovery codes"
     for _ in range(settings.CLINICAUTH_CODE_LOCKOUT_FAILURES - 1):
-        client.post(CONFIRM, {"code": wrong})
-    locked = client.post(CONFIRM, {"code": next_code(device)}).content.decode()
+        client.post(confirm, {"code": wrong})
+    locked = client.post(confirm, {"code": next_code(device)}).content.decode()
     assert "Code entry is locked for 15 minutes" in locked
     assert code_hashes(staff) == before
 
@@ -111,12 +117,11 @@ def test_turning_mandatory_off_keeps_every_field_the_admin_typed(clinic, clinic_
     device = devices.confirmed_totp_device(clinic_admin)
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     edit = reverse("clinic_edit", args=[clinic.pk])
-    response = admin_client.post(edit, {"name": "Renamed Clinic", "address": "1 High St", "phone": "0123"})
-    assert response.url == CONFIRM
+    confirm = asked_to_confirm(admin_client.post(edit, {"name": "Renamed Clinic", "address": "1 High St", "phone": "0123"}))
     assert Clinic.objects.get(pk=clinic.pk).mandatory_2fa is True
-    assert "turn Mandatory 2FA off for your clinic" in admin_client.get(CONFIRM).content.decode()
+    assert "turn Mandatory 2FA off for your clinic" in admin_client.get(confirm).content.decode()
 
-    done = admin_client.post(CONFIRM, {"code": next_code(device)}, follow=True)
+    done = admin_client.post(confirm, {"code": next_code(device)}, follow=True)
 
     saved = Clinic.objects.get(pk=clinic.pk)
     assert (saved.name, saved.address, saved.phone, saved.mandatory_2fa) == ("Renamed Clinic", "1 High St", "0123", False)
@@ -129,7 +134,7 @@ def test_turning_mandatory_on_needs_no_confirmation(clinic, clinic_admin, admin_
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
     edit = reverse("clinic_edit", args=[clinic.pk])
     response = admin_client.post(edit, {"name": clinic.name, "mandatory_2fa": "on"})
-    assert response.status_code == 302 and response.url != CONFIRM
+    assert response.status_code == 302 and not response.url.startswith(CONFIRM)
     assert Clinic.objects.get(pk=clinic.pk).mandatory_2fa is True
 
 
@@ -138,11 +143,10 @@ def test_disabling_a_members_2fa_names_the_member(clinic_admin, admin_client, us
     member = user_factory(first_name="Joy", last_name="Nurse")
     enrol(member, http_client=Client())
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
-    response = admin_client.post(reverse("user_disable_2fa", args=[member.pk]))
-    assert response.url == CONFIRM
-    assert "disable two-factor authentication for Joy Nurse" in admin_client.get(CONFIRM).content.decode()
+    confirm = asked_to_confirm(admin_client.post(reverse("user_disable_2fa", args=[member.pk])))
+    assert "disable two-factor authentication for Joy Nurse" in admin_client.get(confirm).content.decode()
     assert devices.is_enrolled(member)
-    admin_client.post(CONFIRM, {"code": next_code(devices.confirmed_totp_device(clinic_admin))})
+    admin_client.post(confirm, {"code": next_code(devices.confirmed_totp_device(clinic_admin))})
     assert not devices.is_enrolled(member)
 
 
@@ -160,14 +164,13 @@ def test_an_account_without_2fa_confirms_with_its_password(staff, settings, time
     client = Client()
     password_login(client, staff)
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
-    response = client.post(reverse("passkey_add"))
-    assert response.url == CONFIRM
-    page = client.get(CONFIRM).content.decode()
+    confirm = asked_to_confirm(client.post(reverse("passkey_add")))
+    page = client.get(confirm).content.decode()
     assert "with your password" in page and 'type="password"' in page
-    wrong = client.post(CONFIRM, {"password": "not it"}).content.decode()
+    wrong = client.post(confirm, {"password": "not it"}).content.decode()
     assert "That password is not right." in wrong
     assert AuditEvent.objects.filter(action=Action.REAUTH_FAILED).count() == 1
-    right = client.post(CONFIRM, {"password": PASSWORD})
+    right = client.post(confirm, {"password": PASSWORD})
     assert right.status_code == 302 and right.url == reverse("profile") + "#add-key"
 
 
@@ -176,10 +179,10 @@ def test_password_confirmation_is_throttled_like_sign_in(staff, settings, time_m
     client = Client()
     password_login(client, staff)
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
-    client.post(reverse("passkey_add"))
+    confirm = asked_to_confirm(client.post(reverse("passkey_add")))
     for _ in range(10):
-        client.post(CONFIRM, {"password": "wrong password"})
-    throttled = client.post(CONFIRM, {"password": PASSWORD}).content.decode()
+        client.post(confirm, {"password": "wrong password"})
+    throttled = client.post(confirm, {"password": PASSWORD}).content.decode()
     assert "Too many failed sign-in attempts" in throttled
 
 
@@ -194,15 +197,16 @@ def test_a_key_only_account_confirms_with_its_passkey(staff, clinic, settings, t
     second = WebAuthnCredential.objects.filter(user=staff).order_by("-pk").first()
     later(time_machine, settings.CLINICAUTH_REAUTH_WINDOW + 1)
 
-    assert client.post(reverse("passkey_remove", args=[second.pk])).url == CONFIRM
-    page = client.get(CONFIRM).content.decode()
+    confirm = asked_to_confirm(client.post(reverse("passkey_remove", args=[second.pk])))
+    page = client.get(confirm).content.decode()
     assert "Use your passkey or security key" in page
     begin = post_json(client, AUTH_BEGIN)
     assert begin.status_code == 200
-    done = post_json(client, AUTH_COMPLETE, key.assertion(begin.json()))
-    assert done.json()["redirect_url"] == CONFIRM
-    assert "Continue" in client.get(CONFIRM).content.decode()
-    client.post(CONFIRM, {"continue": "1"})
+    # The page's script sends its `next` (the confirmation's own address) with the key's answer.
+    done = post_json(client, f"{AUTH_COMPLETE}?{urlencode({'next': confirm})}", key.assertion(begin.json()))
+    assert done.json()["redirect_url"] == confirm
+    assert "Continue" in client.get(confirm).content.decode()
+    client.post(confirm, {"continue": "1"})
     assert not WebAuthnCredential.objects.filter(pk=second.pk).exists()
 
 
@@ -463,11 +467,11 @@ def test_the_parked_action_waits_longer_than_a_short_window(enrolled, staff, set
     client, device = enrolled
     before = code_hashes(staff)
     later(time_machine, 3)
-    assert client.post(CODES).url == CONFIRM
+    confirm = asked_to_confirm(client.post(CODES))
     later(time_machine, 3 + 120)  # two minutes to find the phone and type the code
-    assert client.post(CONFIRM, {"code": next_code(device)}).url == CODES
+    assert client.post(confirm, {"code": next_code(device)}).url == CODES
     assert code_hashes(staff) != before
     later(time_machine, 3 + 120 + twofa_session.PENDING_ACTION_LIFETIME + 1)
-    assert client.post(CODES).url == CONFIRM
+    confirm = asked_to_confirm(client.post(CODES))
     later(time_machine, 3 + 2 * (120 + twofa_session.PENDING_ACTION_LIFETIME))
-    assert "There is nothing waiting to be confirmed." in client.get(CONFIRM, follow=True).content.decode()
+    assert "There is nothing waiting to be confirmed." in client.get(confirm, follow=True).content.decode()

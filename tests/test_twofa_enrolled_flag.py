@@ -19,7 +19,7 @@ from clinic_auth.twofactor.models import AuditEvent, EncryptedTOTPDevice
 from clinic_auth.twofactor.totp import services as totp_services
 from clinic_auth.twofactor.signin_code import services as signin_code_services
 from clinic_auth.twofactor.passkeys import services as passkey_services
-from tests.conftest import next_code, totp_for
+from tests.conftest import Browser, next_code, totp_for
 from tests.softkey import SoftKey
 from tests.test_passkeys import add_key
 from users import membership
@@ -46,7 +46,7 @@ def app(user: User) -> EncryptedTOTPDevice:
 
 
 def signed_in(user: User) -> Client:
-    c = Client()
+    c = Browser()
     c.force_login(user)
     return c
 

@@ -156,6 +156,11 @@ def walk(client: Client, ids: dict, gate_page: str) -> int:
         elif name in ("login", "root"):  # says who is signed in, offers to continue or to switch (issue 13)
             assert response.status_code == 200, path
             assert "You are signed in as" in response.content.decode(), path
+        elif name == "reauthenticate" and gate is policy.Gate.SETUP:
+            # Open at the set-up gate (a set-up left open too long asks for the password); with
+            # nothing parked it sends the user on, and on is the gate.
+            assert response.status_code == 302 and response.content == b"", path
+            assert client.get(path, follow=True).request["PATH_INFO"] == gate_page, path
         else:
             assert response.status_code == 302, (path, response.status_code)
             assert response.content == b"", path
@@ -168,12 +173,15 @@ def walk(client: Client, ids: dict, gate_page: str) -> int:
         if name in ("login", "root"):  # junk credentials: the form refuses them, nobody is switched
             response = client.post(path, {"mandatory_2fa": "", "name": "x", "code": "123456"})
             assert response.status_code == 200 and "Log in" in response.content.decode(), path
+        elif name == "reauthenticate" and gate is policy.Gate.SETUP:
+            response = client.post(path, {"code": "123456"})
+            assert response.status_code == 302 and response.url == reverse("home"), path
         elif name not in leaves:  # leaving is allowed, and would end the walk
             response = client.post(path, {"mandatory_2fa": "", "name": "x", "code": "123456"})
             assert response.status_code == 302, (path, response.status_code)
             assert response.url == gate_page, (path, response.url)
 
-        if name not in exempt and path != gate_page:
+        if name not in exempt and path != gate_page and not (name == "reauthenticate" and gate is policy.Gate.SETUP):
             response = client.get(path, HTTP_ACCEPT="application/json")
             assert response.status_code == 403, path
             assert response.json()["redirect"] == gate_page, path

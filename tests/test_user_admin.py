@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import devices
 from users.models import User
+from tests.conftest import Browser
 
 # --- reading pages --------------------------------------------------------
 
@@ -59,7 +60,7 @@ def usernames_in(response) -> list[str]:
 
 @pytest.fixture
 def admin_client(clinic_admin) -> Client:
-    c = Client()
+    c = Browser()
     c.force_login(clinic_admin)
     return c
 

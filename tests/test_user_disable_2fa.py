@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor import devices
 from clinic_auth.twofactor.models import AuditEvent
-from tests.conftest import proved_just_now
+from tests.conftest import Browser, proved_just_now
 from users.models import User
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -88,7 +88,7 @@ def test_post_without_or_with_a_wrong_csrf_token_is_refused(clinic_admin, member
 def test_post_disables_ends_the_users_sessions_audits_and_confirms(
     admin_client, clinic_admin, member, member_client, clinic
 ):
-    second_session = Client()
+    second_session = Browser()
     second_session.force_login(member)
 
     response = admin_client.post(disable_url(member), follow=True)
@@ -148,7 +148,7 @@ def test_without_mandatory_2fa_there_is_no_set_up_again_notice(admin_client, mem
 
 
 def test_disabling_a_user_without_2fa_says_so_and_changes_nothing(admin_client, member, clinic):
-    bystander = Client()
+    bystander = Browser()
     bystander.force_login(member)
     expected = "Joy Nurse does not have two-factor authentication set up, so there is nothing to disable."
 
@@ -200,7 +200,7 @@ def test_another_admin_of_the_same_clinic_can_reset_a_locked_out_admin(
 
 
 def test_staff_cannot_disable_anyone(member, member_client, user_factory):
-    staff_client = Client()
+    staff_client = Browser()
     staff_client.force_login(user_factory(username="other.staff"))
 
     assert staff_client.get(disable_url(member)).status_code == 403
@@ -211,7 +211,7 @@ def test_staff_cannot_disable_anyone(member, member_client, user_factory):
 
 def test_admin_of_another_clinic_cannot_disable(member, member_client, clinic_factory, user_factory):
     outsider = user_factory(clinic=clinic_factory(), role=User.Role.CLINIC_ADMIN, username="outsider")
-    outsider_client = Client()
+    outsider_client = Browser()
     outsider_client.force_login(outsider)
 
     assert outsider_client.get(disable_url(member)).status_code == 404

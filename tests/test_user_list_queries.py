@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from clinic_auth.twofactor.totp import services as totp_services
 from users.models import User
+from tests.conftest import Browser
 
 # Today: list 5 unfiltered (session, user, clinic, the count that is also the 2FA counts, one page
 # of users), 6 filtered or searched (the list's count and the clinic's 2FA counts differ),
@@ -39,7 +40,7 @@ def add_members(clinic, count: int) -> list[User]:
 
 @pytest.fixture
 def admin_client(clinic_admin) -> Client:
-    c = Client()
+    c = Browser()
     c.force_login(clinic_admin)
     assert c.get(reverse("home")).status_code == 200  # the 2FA gate is cached from here on
     return c

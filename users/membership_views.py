@@ -41,8 +41,8 @@ class InviteMemberView(ClinicAdminRequiredMixin, View):
         return render(request, self.template_name, {"form": InviteMemberForm()})
 
     def post(self, request):
-        # "Confirm it's you" (issue 13) first; the form is replayed as submitted once confirmed.
-        asked = reauth.confirmation_needed(request, _("add a user"))
+        # "Confirm it's you" first; the form is replayed as submitted once confirmed.
+        asked = reauth.confirmation_needed(request, _("add a user"), fields=tuple(InviteMemberForm.base_fields))
         if asked is not None:
             return asked
         form = InviteMemberForm(request.POST)
@@ -68,6 +68,9 @@ class InvitationResendView(ClinicAdminRequiredMixin, View):
 
     def post(self, request, pk: int):
         member = self.member(pk)
+        asked = reauth.confirmation_needed(request, _("send a new invitation to %(name)s") % {"name": member.display_name})
+        if asked is not None:
+            return asked
         try:
             membership.invitation_resend(member=member, actor=request.user, base_url=site_url(request), ip=client_ip(request))
         except membership.MembershipRefused as refusal:
@@ -82,6 +85,9 @@ class InvitationRevokeView(ClinicAdminRequiredMixin, View):
 
     def post(self, request, pk: int):
         member = self.member(pk)
+        asked = reauth.confirmation_needed(request, _("revoke the invitation of %(name)s") % {"name": member.display_name})
+        if asked is not None:
+            return asked
         if membership.invitation_revoke(member=member, actor=request.user, ip=client_ip(request)):
             messages.success(request, _("The invitation for %(name)s has been revoked.") % {"name": member.display_name})
         else:
@@ -123,6 +129,9 @@ class MemberReactivateView(ClinicAdminRequiredMixin, View):
 
     def post(self, request, pk: int):
         member = self.member(pk)
+        asked = reauth.confirmation_needed(request, _("reactivate %(name)s") % {"name": member.display_name})
+        if asked is not None:
+            return asked
         if membership.member_reactivate(member=member, actor=request.user, ip=client_ip(request)):
             messages.success(request, _("%(name)s can sign in again.") % {"name": member.display_name})
         return redirect("user_detail", pk=member.pk)
@@ -133,6 +142,12 @@ class MemberChangeRoleView(ClinicAdminRequiredMixin, View):
 
     def post(self, request, pk: int):
         member = self.member(pk)
+        if member.pk != request.user.pk:  # your own role is refused below, with no confirmation to give
+            asked = reauth.confirmation_needed(
+                request, _("change the role of %(name)s") % {"name": member.display_name}, fields=("role",)
+            )
+            if asked is not None:
+                return asked
         form = ChangeRoleForm(request.POST)
         if not form.is_valid():
             messages.error(request, _("Choose Staff or Clinic admin."))

@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 
 from clinic_auth.http import client_ip, is_safe_next
 from clinic_auth.permissions import ClinicAdminRequiredMixin
-from clinic_auth.twofactor import devices, policy, services, session, texts
+from clinic_auth.twofactor import devices, policy, reauth, services, session, texts
 from clinic_auth.twofactor import profile as twofactor_profile
 
 from . import selectors
@@ -214,6 +214,12 @@ class EndMemberSessionsView(ClinicAdminRequiredMixin, View):
 
     def post(self, request, pk: int):
         member = self.member(pk)
+        if member.pk != request.user.pk:  # an admin's own browsers, from their own page, as on My Profile
+            asked = reauth.confirmation_needed(
+                request, texts.message("action_end_member_sessions", name=member.display_name), fields=("session",)
+            )
+            if asked is not None:
+                return asked
         target = request.POST.get("session", "")
         try:
             ended = user_services.user_sessions_end(

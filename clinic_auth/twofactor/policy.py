@@ -50,6 +50,7 @@ EXEMPT_VIEW_NAMES = {
             "logout",
             "two_factor_setup",
             "sign_in_as_someone_else",
+            "reauthenticate",  # a set-up left open longer than REAUTH_WINDOW asks for the password again
             "otp_webauthn:credential-registration-begin",
             "otp_webauthn:credential-registration-complete",
             PASSKEY_SCRIPT,

@@ -9,6 +9,7 @@ truth that `request.user.is_verified()` and `request.user.otp_device` answer fro
 from __future__ import annotations
 
 import datetime
+import secrets
 import time
 import zoneinfo
 
@@ -155,13 +156,15 @@ def start_login(request: HttpRequest) -> None:
 
     Where no second factor applies, the password completes the sign-in.
     """
-    for key in (DEVICE_ID_SESSION_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTION_KEY, REPLACING_KEY):
+    for key in (DEVICE_ID_SESSION_KEY, STATE_KEY, SETUP_KEY, SHOW_CODES_KEY, REAUTH_AT_KEY, PENDING_ACTIONS_KEY, REPLACING_KEY):
         request.session.pop(key, None)
     request.session[PENDING_SINCE_KEY] = int(time.time())
     request.session[LOGIN_AT_KEY] = int(time.time())
-    if request_gate(request) == Gate.OPEN:
-        services.user_record_sign_in(user=request.user)
+    gate = request_gate(request)
+    if gate in (Gate.OPEN, Gate.SETUP):
         note_reauth(request)  # for an account without 2FA, the password is the proof
+    if gate == Gate.OPEN:
+        services.user_record_sign_in(user=request.user)
 
 
 def pending_login_expired(request: HttpRequest) -> bool:
@@ -249,10 +252,14 @@ def drop_passkey_challenge(request: HttpRequest, ceremony: str) -> None:
     request.session[PASSKEY_ISSUED_KEY] = issued
 
 
-# Re-authentication before sensitive actions: when the session last proved its factor,
-# and the action waiting for that proof (replayed with its form data once proved).
+# Re-authentication before sensitive actions: when the session last proved its factor, and the
+# actions waiting for that proof, each under an id of its own carried in the confirmation page
+# (replayed with the form fields its view reads, once proved).
 REAUTH_AT_KEY = "clinicauth_reauth_at"
-PENDING_ACTION_KEY = "clinicauth_pending_action"
+PENDING_ACTIONS_KEY = "clinicauth_pending_actions"
+# How long a parked action waits for its confirmation (not the re-auth window: typing a code takes time).
+PENDING_ACTION_LIFETIME = 10 * 60
+MAX_PENDING_ACTIONS = 5  # a few tabs' worth; the oldest goes first
 
 
 def note_reauth(request: HttpRequest) -> None:
@@ -264,29 +271,43 @@ def reauth_is_fresh(request: HttpRequest) -> bool:
     return proved_at is not None and time.time() - proved_at <= settings.CLINICAUTH_REAUTH_WINDOW
 
 
-def stash_pending_action(request: HttpRequest, *, label: str) -> None:
-    data = {key: values for key, values in request.POST.lists() if key != "csrfmiddlewaretoken"}
-    request.session[PENDING_ACTION_KEY] = {
+def _live_pending_actions(request: HttpRequest) -> dict[str, dict]:
+    now = time.time()
+    actions = request.session.get(PENDING_ACTIONS_KEY) or {}
+    return {key: action for key, action in actions.items() if now - action["at"] <= PENDING_ACTION_LIFETIME}
+
+
+def stash_pending_action(request: HttpRequest, *, label: str, fields: tuple[str, ...] = ()) -> str:
+    """Park the request's action until the person confirms it's them; returns its id. Only the
+    POST fields its view reads (`fields`) are kept."""
+    data = {key: request.POST.getlist(key) for key in fields if key in request.POST} if request.method == "POST" else {}
+    actions = _live_pending_actions(request)
+    for old in sorted(actions, key=lambda key: actions[key]["at"])[: max(0, len(actions) - MAX_PENDING_ACTIONS + 1)]:
+        del actions[old]
+    action_id = secrets.token_urlsafe(12)
+    actions[action_id] = {
         "method": request.method,
         "path": request.get_full_path(),
-        "data": data if request.method == "POST" else {},
+        "data": data,
         "label": label,
         "at": int(time.time()),
     }
+    request.session[PENDING_ACTIONS_KEY] = actions
+    return action_id
 
 
-# How long a parked action waits for its confirmation (not the re-auth window: typing a code takes time).
-PENDING_ACTION_LIFETIME = 10 * 60
+def pending_action(request: HttpRequest, action_id: str | None) -> dict | None:
+    """The parked action with this id, while it still waits."""
+    return _live_pending_actions(request).get(action_id) if action_id else None
 
 
-def pending_action(request: HttpRequest) -> dict | None:
-    action = request.session.get(PENDING_ACTION_KEY)
-    if action and time.time() - action["at"] <= PENDING_ACTION_LIFETIME:
-        return action
-    return None
+def has_pending_action(request: HttpRequest) -> bool:
+    return bool(_live_pending_actions(request))
 
 
-def take_pending_action(request: HttpRequest) -> dict | None:
-    action = pending_action(request)
-    request.session.pop(PENDING_ACTION_KEY, None)
+def take_pending_action(request: HttpRequest, action_id: str) -> dict | None:
+    """The parked action with this id, forgotten as it is taken (it runs once)."""
+    actions = _live_pending_actions(request)
+    action = actions.pop(action_id, None)
+    request.session[PENDING_ACTIONS_KEY] = actions
     return action

@@ -77,12 +77,14 @@ class ChallengeView(View):
 
 class ReauthenticateView(View):
     """"Confirm it's you": a current code (or a recovery code, or a passkey), or the password for
-    an account without 2FA; then the action that asked for it runs with its original form data."""
+    an account without 2FA; then the one parked action the page names (its id travels with the
+    page) runs with the form fields it was submitted with. Cancel forgets it."""
 
     template_name = "twofactor/reauthenticate.html"
 
     def dispatch(self, request, *args, **kwargs):
-        self.action = session.pending_action(request)
+        self.action_id = request.POST.get("action") or request.GET.get("action") or ""
+        self.action = session.pending_action(request, self.action_id)
         if self.action is None:
             messages.info(request, texts.message("nothing_to_confirm"))
             return redirect("home")
@@ -93,12 +95,16 @@ class ReauthenticateView(View):
         return self.render(self.new_form())
 
     def post(self, request):
+        if "cancel" in request.POST:
+            session.take_pending_action(request, self.action_id)
+            messages.info(request, texts.message("action_cancelled"))
+            return redirect("home")
         if "continue" in request.POST and session.reauth_is_fresh(request):
-            return replay(request, session.take_pending_action(request))
+            return replay(request, session.take_pending_action(request, self.action_id))
         form = self.new_form(request.POST)
         if form.is_valid() and self.confirm(form):
             session.note_reauth(request)
-            return replay(request, session.take_pending_action(request))
+            return replay(request, session.take_pending_action(request, self.action_id))
         return self.render(form)
 
     def new_form(self, data=None):
@@ -130,6 +136,9 @@ class ReauthenticateView(View):
         context = {
             "form": form,
             "label": self.action["label"],
+            "action_id": self.action_id,
+            # Where a passkey's confirmation comes back to (django-otp-webauthn's script reads `next`).
+            "confirm_url": reauth.confirm_url(self.action_id),
             "enrolled": self.enrolled,
             "confirmed": session.reauth_is_fresh(self.request),
             "has_keys": self.enrolled and devices.keys_of(user).exists(),

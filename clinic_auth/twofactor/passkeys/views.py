@@ -66,10 +66,11 @@ class RegistrationBegin(views.BeginCredentialRegistrationView):
         _require_gate(self.request, REGISTRATION_GATES)
 
     def post(self, *args, **kwargs):
-        if devices.is_enrolled(self.request.user):  # adding to an account that has a method already
-            asked = reauth.confirmation_needed(self.request, texts.message("action_add_key"), json_only=True)
-            if asked is not None:
-                return asked
+        # Adding to an account that has a method already, or its first: as for the app (totp/views.py).
+        label = "action_add_key" if devices.is_enrolled(self.request.user) else "action_set_up_2fa"
+        asked = reauth.confirmation_needed(self.request, texts.message(label), json_only=True)
+        if asked is not None:
+            return asked
         response = super().post(*args, **kwargs)
         session.note_passkey_challenge(self.request, "register")
         return response
@@ -100,7 +101,7 @@ class RegistrationComplete(views.CompleteCredentialRegistrationView):
 
 
 def _require_sign_in_or_reauth(request) -> None:
-    allowed = AUTHENTICATION_GATES | (REAUTHENTICATION_GATES if session.pending_action(request) else frozenset())
+    allowed = AUTHENTICATION_GATES | (REAUTHENTICATION_GATES if session.has_pending_action(request) else frozenset())
     _require_gate(request, allowed)
 
 
@@ -127,7 +128,8 @@ class AuthenticationComplete(views.CompleteCredentialAuthenticationView):
             session.mark_verified(self.request, device)
 
     def get_success_url(self):
-        return reverse(reauth.CONFIRM_VIEW) if self.reauthenticating else safe_next(self.request)
+        # Confirming it's you: back to the confirmation page of the action it named (its `next`).
+        return safe_next(self.request, default=reauth.CONFIRM_VIEW) if self.reauthenticating else safe_next(self.request)
 
     def handle_exception(self, exc):
         # Every refusal of a key at sign-in is audited: another user's key, an unknown

@@ -35,10 +35,12 @@ class SetupView(View):
         if devices.confirmed_totp_device(request.user) is not None and not self.replacing:
             messages.info(request, texts.message("already_enabled"))
             return redirect("profile")
-        if devices.is_enrolled(request.user):  # a second method, next to a passkey or security key
-            asked = reauth.confirmation_needed(request, texts.message("action_add_app"))
-            if asked is not None:
-                return asked
+        # A second method, next to a passkey or security key; or the first: on an unlocked computer a
+        # colleague must not bind their own phone to someone else's account.
+        label = "action_add_app" if devices.is_enrolled(request.user) else "action_set_up_2fa"
+        asked = reauth.confirmation_needed(request, texts.message(label), fields=("code",))
+        if asked is not None:
+            return asked
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request):
