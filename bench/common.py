@@ -34,6 +34,7 @@ PASSWORD = "clinicauth-bench"
 BASE_ENV = {
     "DEBUG": "0",
     "LOG_LEVEL": "WARNING",
+    "EMAIL_QUEUE": "off",
     "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     "PYTHONWARNINGS": "ignore:No directory at",  # WhiteNoise: STATIC_ROOT is not collected for the bench
 }

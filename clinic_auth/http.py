@@ -35,6 +35,27 @@ def client_ip(request: HttpRequest | None) -> str | None:
         return None
 
 
+# One IPv6 client is given a whole /64 (RFC 6177 and every ISP's practice): its addresses are counted
+# as one, or a throttle would be 2**64 throttles.
+IPV6_CLIENT_PREFIX = 64
+
+
+def throttle_address(ip: str | None) -> str:
+    """The name a throttle counts an address under: an IPv4 address itself, an IPv6 address's /64
+    (an IPv4-mapped one as its IPv4 address), "unknown" for none."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(address)
+
+
 def wants_json(request: HttpRequest) -> bool:
     accept = request.headers.get("Accept", "")
     return "application/json" in accept or request.headers.get("X-Requested-With") == "XMLHttpRequest"

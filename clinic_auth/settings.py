@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "csp",
     "django_otp",
     "django_otp_webauthn",
+    "mailer",
     "clinics",
     "users",
     "clinic_auth.twofactor",
@@ -143,8 +144,6 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # Forgotten password: a reset link works for one hour (and once: it dies with the password it replaces).
 PASSWORD_RESET_TIMEOUT = 60 * 60
-# Every "forgot password" answer takes at least this long, so a matching account cannot be timed.
-CLINICAUTH_PASSWORD_RESET_RESPONSE_SECONDS = 0.5
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -215,7 +214,13 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# How mail leaves (EMAIL_BACKEND). With EMAIL_QUEUE on (the default) a request only writes its mail
+# to django-mailer's queue table, in its own transaction, and `manage.py runmailer` (a service of
+# its own, docs/operations.md) sends it: no response waits on the mail server, so its speed cannot
+# tell an existing account from an unknown one, and an outage loses nothing (the queue retries).
+CLINICAUTH_EMAIL_QUEUE = env.bool("EMAIL_QUEUE", default=True)
+MAILER_EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_BACKEND = "mailer.backend.DbBackend" if CLINICAUTH_EMAIL_QUEUE else MAILER_EMAIL_BACKEND
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -6,9 +6,10 @@ import pytest
 from django.db.models import F
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from clinics.models import Clinic
-from users.models import User
+from users.models import User, UserSession
 
 PASSWORD = "correct horse battery staple"
 
@@ -52,6 +53,8 @@ class Browser(Client):
     def force_login(self, user, backend=None):
         super().force_login(user, backend)
         proved_just_now(self)
+        # ... and is listed as signed in, as a completed sign-in is.
+        UserSession.objects.filter(session_key=self.session.session_key).update(completed_at=timezone.now())
 
 
 @pytest.fixture
@@ -167,7 +170,7 @@ def login(client):
 
 def proved_just_now(http_client) -> None:
     """A force_login'd session that also proved its factor moments ago, as a real sign-in does
-    (so a sensitive action runs without "Confirm it's you"; see tests/test_reauth.py for that page)."""
+    (so a sensitive action runs without "Confirm it's you"; tests/test_shared_computer.py tests that page)."""
     import time
 
     from clinic_auth.twofactor import session as twofa_session

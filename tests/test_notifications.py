@@ -173,14 +173,16 @@ def email_connection_in_a_fresh_process(**env) -> dict:
     return json.loads(result.stdout)
 
 
-def test_email_goes_to_the_console_by_default_and_smtp_comes_from_the_environment():
-    assert email_connection_in_a_fresh_process()["backend"] == "django.core.mail.backends.console"
+def test_email_is_queued_by_default_and_the_transport_comes_from_the_environment():
+    assert email_connection_in_a_fresh_process()["backend"] == "mailer.backend"
+    assert email_connection_in_a_fresh_process(EMAIL_QUEUE="off")["backend"] == "django.core.mail.backends.console"
 
     smtp = email_connection_in_a_fresh_process(
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="smtp.clinic.example",
         EMAIL_PORT="587",
         EMAIL_USE_TLS="true",
+        EMAIL_QUEUE="off",
     )
     assert smtp == {
         "backend": "django.core.mail.backends.smtp",

@@ -135,7 +135,7 @@ def test_the_code_step_statements(client, staff, enrol, login):
     """Load session and user; in one transaction lock the user's and the device's rows in one
     statement (the user first, as every 2FA change locks them), update the device and stamp
     last_login; then rotate the session key with its browser-list entry (Django's cycle_key: a new
-    row, the old one deleted), and save the session's data."""
+    row, the old one deleted), mark the entry completed, and save the session's data."""
     device, _ = enrol(staff)
     client.logout()
     login(staff)
@@ -160,7 +160,8 @@ def test_the_code_step_statements(client, staff, enrol, login):
         'SELECT 1',  # Django's cycle_key: is the new key free? Then the new row, then the old one goes
         'INSERT INTO',
         'DELETE FROM',
-        'UPDATE "users_usersession"',
+        'UPDATE "users_usersession"',  # the browser-list entry follows the new key
+        'UPDATE "users_usersession"',  # ... and is listed as signed in: the sign-in completed
         'UPDATE "django_session"',  # the session's data, saved at the end of the request
     ], "\n".join(statements)
     device_select = next(q["sql"] for q in queries.captured_queries if "twofactor_encryptedtotpdevice" in q["sql"])

@@ -10,11 +10,13 @@ class UsersConfig(AppConfig):
         from django.db.models.signals import post_delete, post_init, post_save
 
         from clinic_auth.twofactor import devices
+        from clinic_auth.twofactor.signals import sign_in_completed
 
         from . import receivers
 
         user_logged_in.connect(receivers.remember_signed_in_browser, dispatch_uid="users.signed_in_browser")
         user_logged_out.connect(receivers.forget_signed_out_browser, dispatch_uid="users.signed_out_browser")
+        sign_in_completed.connect(receivers.list_completed_sign_in, dispatch_uid="users.completed_sign_in")
 
         for model in devices.PRIMARY_METHODS:
             uid = f"users.twofa_enrolled.{model._meta.label_lower}"

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
+from django.contrib.auth import authenticate
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, PasswordResetForm, SetPasswordForm
 from django.utils.translation import gettext_lazy as _
 
 from clinic_auth.twofactor import texts
@@ -43,6 +44,26 @@ class LoginForm(AuthenticationForm):
             return super().clean()  # a wrong password raises here and stays counted
         except PasswordAttemptsThrottled as throttled:
             raise forms.ValidationError(texts.throttled_message(throttled.until), code="throttled") from None
+
+
+class ChangePasswordForm(PasswordChangeForm):
+    """Django's change-password form, whose old password goes through authenticate(): it counts in
+    the same throttle as the login (per account from one address, and per address) and locks the
+    same way, so the form is no password oracle on an unlocked computer."""
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        try:
+            proved = authenticate(self.request, username=self.user.get_username(), password=old_password)
+        except PasswordAttemptsThrottled as throttled:
+            raise forms.ValidationError(texts.throttled_message(throttled.until), code="throttled") from None
+        if proved is None or proved.pk != self.user.pk:
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
 
 
 class InviteMemberForm(forms.Form):

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from clinic_auth.http import throttle_address
+
 from .models import LoginThrottle
 
 WINDOW = timedelta(minutes=15)
@@ -32,7 +34,7 @@ ADDRESS = Rule("ip", 50)
 
 def _keys(username: str, ip: str | None) -> list[tuple[Rule, str]]:
     account = (username or "").strip().casefold()[:150]
-    address = ip or "unknown"
+    address = throttle_address(ip)
     return [
         (ACCOUNT_FROM_ADDRESS, f"{ACCOUNT_FROM_ADDRESS.prefix}:{account}|{address}"),
         (ADDRESS, f"{ADDRESS.prefix}:{address}"),

@@ -147,6 +147,9 @@ class UserSession(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     signed_in_at = models.DateTimeField(auto_now_add=True)
+    # When the sign-in completed (the second factor, or the password where none applies); empty
+    # while the browser has given the password but not yet its code.
+    completed_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
 

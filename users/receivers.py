@@ -17,6 +17,11 @@ def remember_signed_in_browser(sender, request, user, **kwargs) -> None:
     )
 
 
+def list_completed_sign_in(sender, request, user, **kwargs) -> None:
+    if request.session.session_key is not None:
+        services.user_session_mark_completed(session_key=request.session.session_key)
+
+
 def forget_signed_out_browser(sender, request, user, **kwargs) -> None:
     if request is not None and getattr(request, "session", None) is not None and request.session.session_key:
         services.user_session_mark_ended(session_key=request.session.session_key, reason=UserSession.EndReason.SIGNED_OUT)

@@ -1,7 +1,7 @@
 """Read-only queries for the clinic's user pages; each costs a fixed number of queries."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import cached_property
 
@@ -247,6 +247,7 @@ class SignedInSession:
     signed_in_at: datetime
     last_active_at: datetime
     is_current: bool
+    waiting_for_code: bool  # the password was entered here, the second factor not yet
 
 
 def signed_in_sessions(user: User, *, current_session_key: str | None = None) -> list[SignedInSession]:
@@ -255,19 +256,29 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
     Alive means what the session middleware itself would accept: the session row
     exists and has not expired, it still carries this user's current auth hash (a
     password change or 2FA reset ends every other session), and neither the idle
-    nor the absolute timeout has passed.
+    nor the absolute timeout has passed. A browser is listed once its sign-in
+    completed; one that gave the password but not yet its code is listed, marked so,
+    only while PENDING_LOGIN_TIMEOUT has not passed (after it, that browser is signed
+    out at its next request).
     """
     now = timezone.now()
     entries, sessions = UserSession._meta.db_table, Session._meta.db_table
     expiry = Session._meta.get_field("expire_date")
+    moment = UserSession._meta.get_field("signed_in_at")
     using = router.db_for_read(UserSession)
+    pending_since = now - timedelta(seconds=settings.CLINICAUTH_PENDING_LOGIN_TIMEOUT)
     # Through a cursor (clinic_auth/rows.py): My Profile lists the browsers on every view.
     found = rows.fetch(
         [UserSession],
         f'SELECT {rows.select_list(UserSession)}, "{sessions}"."session_data" FROM "{entries}" '
-        f'LEFT OUTER JOIN "{sessions}" ON "{sessions}"."session_key" = "{entries}"."session_key" '
-        f'AND "{sessions}"."expire_date" > %s WHERE "{entries}"."user_id" = %s AND "{entries}"."ended_at" IS NULL',
-        [expiry.get_db_prep_value(now, connections[using]), user.pk],
+        f'INNER JOIN "{sessions}" ON "{sessions}"."session_key" = "{entries}"."session_key" '
+        f'AND "{sessions}"."expire_date" > %s WHERE "{entries}"."user_id" = %s AND "{entries}"."ended_at" IS NULL '
+        f'AND ("{entries}"."completed_at" IS NOT NULL OR "{entries}"."signed_in_at" > %s)',
+        [
+            expiry.get_db_prep_value(now, connections[using]),
+            user.pk,
+            moment.get_db_prep_value(pending_since, connections[using]),
+        ],
         using=using,
     )
     current_hash = user.get_session_auth_hash()
@@ -294,6 +305,7 @@ def signed_in_sessions(user: User, *, current_session_key: str | None = None) ->
                 signed_in_at=row.signed_in_at,
                 last_active_at=datetime.fromtimestamp(last_seen, tz=dt_timezone.utc),
                 is_current=row.session_key == current_session_key,
+                waiting_for_code=row.completed_at is None,
             )
         )
     return sorted(alive, key=lambda s: (not s.is_current, -s.last_active_at.timestamp()))

@@ -40,8 +40,16 @@ def twofa_enrolled_refresh(*, user_ids: Iterable[int]) -> None:
 def user_session_start(*, user: User, session_key: str, ip_address: str | None, user_agent: str) -> UserSession:
     return UserSession.objects.update_or_create(
         session_key=session_key,
-        defaults={"user": user, "ip_address": ip_address, "user_agent": user_agent[:512], "ended_at": None, "end_reason": ""},
+        defaults={
+            "user": user, "ip_address": ip_address, "user_agent": user_agent[:512],
+            "completed_at": None, "ended_at": None, "end_reason": "",
+        },
     )[0]
+
+
+def user_session_mark_completed(*, session_key: str) -> None:
+    """The browser's sign-in completed: from now on it is listed as signed in."""
+    UserSession.objects.filter(session_key=session_key, ended_at=None).update(completed_at=timezone.now())
 
 
 def user_session_mark_ended(*, session_key: str, reason: UserSession.EndReason) -> None:

@@ -20,7 +20,7 @@ from clinic_auth.twofactor import profile as twofactor_profile
 
 from . import selectors
 from . import services as user_services
-from .forms import LoginForm, UserSearchForm
+from .forms import ChangePasswordForm, LoginForm, UserSearchForm
 from .member_page import membership_context
 from .models import UserSession
 
@@ -111,8 +111,12 @@ class ProfileView(View):
 class ChangePasswordView(PasswordChangeView):
     """Django's view: it keeps this session and, by changing the hash, ends every other one."""
 
+    form_class = ChangePasswordForm
     template_name = "users/password_change.html"
     success_url = reverse_lazy("profile")
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def form_valid(self, form):
         response = super().form_valid(form)

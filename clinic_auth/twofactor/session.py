@@ -20,7 +20,7 @@ from django.contrib.auth import SESSION_KEY, update_session_auth_hash
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import crypto, devices, policy, services
+from . import crypto, devices, policy, services, signals
 from .policy import Gate
 
 STATE_KEY = "clinicauth_2fa_state"
@@ -165,6 +165,7 @@ def start_login(request: HttpRequest) -> None:
         note_reauth(request)  # for an account without 2FA, the password is the proof
     if gate == Gate.OPEN:
         services.user_record_sign_in(user=request.user)
+        signals.sign_in_completed.send(sender=None, request=request, user=request.user)
 
 
 def pending_login_expired(request: HttpRequest) -> bool:
@@ -190,6 +191,8 @@ def mark_verified(request: HttpRequest, device, *, completes_sign_in: bool = Tru
     note_reauth(request)
     if completes_sign_in and not sign_in_recorded:
         services.user_record_sign_in(user=request.user)
+    if completes_sign_in:
+        signals.sign_in_completed.send(sender=None, request=request, user=request.user)
 
 
 def verified_with(request: HttpRequest, device) -> None:

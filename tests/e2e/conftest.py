@@ -69,6 +69,8 @@ def serve(workdir: Path, **extra_env: str):
         "DEBUG": "0",
         "OTP_THROTTLE_FACTOR": "0",
         # A file per message (in workdir/mail), so tests can follow the links in invitation and reset e-mails.
+        # Sent at once, not queued for `runmailer` (the queue has its own test).
+        "EMAIL_QUEUE": "off",
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(workdir / "mail"),
         "PYTHONUNBUFFERED": "1",

@@ -3,7 +3,11 @@ effect, and nothing that sees a request."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import audit, codes, devices, services
@@ -104,3 +108,16 @@ def totp_confirm(*, user, device_id: int | None, token: str, ip_address: str | N
     if refusal is not None:
         raise refusal
     return device, recovery_codes
+
+
+def totp_setups_expired_delete(*, now) -> int:
+    """Delete set-ups nobody finished: past SETUP_TIMEOUT, and past any set-up lockout they carry
+    (totp_setup_begin reads a lockout from the user's earlier set-ups). Returns how many."""
+    setup_ended = now - timedelta(seconds=settings.CLINICAUTH_SETUP_TIMEOUT)
+    lockout_ended = now - timedelta(seconds=settings.CLINICAUTH_CODE_LOCKOUT_SECONDS)
+    return EncryptedTOTPDevice.objects.filter(
+        Q(throttling_failure_timestamp__isnull=True) | Q(throttling_failure_timestamp__lt=lockout_ended),
+        confirmed=False,
+        created_at__lt=setup_ended,
+    ).delete()[0]
+
