@@ -24,7 +24,7 @@ seed: migrate
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
 
 run: seed
-	DEBUG=$${DEBUG:-1} EMAIL_QUEUE=$${EMAIL_QUEUE:-off} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DEBUG=$${DEBUG:-1} EMAIL_QUEUE=$${EMAIL_QUEUE:-off} SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The non-browser suites run on every core (pytest-xdist; each file stays on one worker, so a file's
 # shared server fixtures start once): on a slow 2-core machine each took 5-8 minutes alone.

@@ -8,6 +8,7 @@ else in the code reads the environment. Booleans are read one way everywhere (dj
 import base64
 import hashlib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from csp.constants import NONE, SELF
@@ -35,8 +36,23 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when HTTPS=1 (production).")
     SECRET_KEY = _DEV_SECRET_KEY
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# The address staff open, e.g. https://clinic.example.org: links in e-mails (reset, invitation)
+# are built from it, never from a request's Host header, and the host names, origins and passkey
+# relying party below default to it. Required with HTTPS=1.
+SITE_URL = env.str("SITE_URL", default="").strip().rstrip("/")
+if not SITE_URL:
+    if HTTPS:
+        raise ImproperlyConfigured("SITE_URL must be set when HTTPS=1 (production), e.g. SITE_URL=https://clinic.example.org")
+    SITE_URL = "http://localhost:8000"
+_site = urlsplit(SITE_URL)
+if _site.scheme not in ("http", "https") or not _site.hostname or _site.path or _site.query or _site.fragment or _site.username:
+    raise ImproperlyConfigured(f"SITE_URL must be a scheme and host (and port), like https://clinic.example.org; got {SITE_URL!r}")
+if HTTPS and _site.scheme != "https":
+    raise ImproperlyConfigured(f"SITE_URL must start with https:// when HTTPS=1; got {SITE_URL!r}")
+SITE_HOST = _site.hostname
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{SITE_HOST},127.0.0.1,localhost,[::1],testserver" if not HTTPS else SITE_HOST)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", SITE_URL if HTTPS else "")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -181,9 +197,9 @@ CLINICAUTH_TOTP_ENCRYPTION_KEYS = env_list("TOTP_ENCRYPTION_KEYS", "") or [
 ]
 # Passkeys and security keys (django-otp-webauthn), as a second factor only. The relying-party ID
 # is a host name (never an IP address); the origins are where the browser shows the app.
-OTP_WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default="localhost")
+OTP_WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default=SITE_HOST)
 OTP_WEBAUTHN_RP_NAME = CLINICAUTH_PRODUCT_NAME
-OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("WEBAUTHN_ORIGINS", "http://localhost:8000")
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("WEBAUTHN_ORIGINS", SITE_URL)
 OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False  # a second factor: plain USB security keys must work
 # How long a passkey prompt's challenge stays valid (the browser's timeout and ours).
 OTP_WEBAUTHN_TIMEOUT_SECONDS = env.int("WEBAUTHN_TIMEOUT", default=300)

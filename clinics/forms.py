@@ -1,7 +1,8 @@
 import zoneinfo
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -82,13 +83,25 @@ class ClinicAdminForm(forms.ModelForm):
         return self.cleaned_data.get("time_zone") or self.instance.time_zone
 
 
+# The dates a filter may name: a day in any time zone, and the day after it, stay datetimes
+# (9999-12-31 + 1 day, or 0001-01-01 moved to UTC, would overflow).
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+
+
 class AuditFilterForm(forms.Form):
     """The Audit Log's filters; every field is optional and kept in the URL."""
 
     action = forms.ChoiceField(label=_("Event"), required=False, choices=[("", _("All events")), *AuditEvent.Action.choices])
     member = forms.CharField(label=_("Member (username)"), required=False, max_length=150, strip=True)
-    date_from = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date", "min": EARLIEST_DATE.isoformat(), "max": LATEST_DATE.isoformat()}),
+        validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)],
+    )
+    date_to = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date", "min": EARLIEST_DATE.isoformat(), "max": LATEST_DATE.isoformat()}),
+        validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)],
+    )
 
     def clean(self):
         cleaned = super().clean()

@@ -21,6 +21,7 @@ def fast_settings(settings):
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR = 0
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "http://testserver"  # the links e-mails carry
 
 
 @pytest.fixture(autouse=True)

@@ -141,7 +141,7 @@ def fetch_with(url: str, headers: dict):
 
 @pytest.mark.parametrize("proxies, trusted", [("0", False), ("1", True)])
 def test_x_forwarded_proto_counts_only_behind_a_trusted_proxy(tmp_path, proxies, trusted):
-    base, _, stop = start_gunicorn(tmp_path, HTTPS="1", TRUSTED_PROXY_COUNT=proxies)
+    base, _, stop = start_gunicorn(tmp_path, HTTPS="1", SITE_URL="https://clinic.example", TRUSTED_PROXY_COUNT=proxies)
     try:
         response = fetch_with(base + "/accounts/login/", {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
     finally:

@@ -410,6 +410,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "SECRET_KEY": "x" * 20 + "a-long-random-production-secret-key-with-variety-0123456789",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.db'}",
         "ALLOWED_HOSTS": "clinic.example",
+        "SITE_URL": "https://clinic.example",
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -1,4 +1,4 @@
-"""Issue 2, data model: settings come from the environment with safe defaults."""
+"""Settings come from the environment with safe defaults."""
 
 import json
 import os
@@ -11,7 +11,10 @@ import psycopg
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENV_NAMES = ("DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "HTTPS", "DJANGO_SETTINGS_MODULE")
+ENV_NAMES = (
+    "DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "HTTPS", "DJANGO_SETTINGS_MODULE", "SITE_URL",
+    "CSRF_TRUSTED_ORIGINS", "WEBAUTHN_RP_ID", "WEBAUTHN_ORIGINS",
+)
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432"
 
 PRINT_SETTINGS = """
@@ -28,6 +31,10 @@ print(json.dumps({
     "HOST": db.get("HOST", ""),
     "PORT": db.get("PORT", ""),
     "USER": db.get("USER", ""),
+    "SITE_URL": settings.SITE_URL,
+    "CSRF_TRUSTED_ORIGINS": settings.CSRF_TRUSTED_ORIGINS,
+    "RP_ID": settings.OTP_WEBAUTHN_RP_ID,
+    "ORIGINS": settings.OTP_WEBAUTHN_ALLOWED_ORIGINS,
 }))
 """
 
@@ -36,6 +43,12 @@ def clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
     env.update(overrides)
     return env
+
+
+def settings_run(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_SETTINGS], cwd=PROJECT_ROOT, env=clean_env(**env), capture_output=True, text=True, timeout=60
+    )
 
 
 def settings_under(**env: str) -> dict:
@@ -84,6 +97,27 @@ def test_every_variable_is_read_from_the_environment():
     assert s["SECRET_KEY"] == "k" * 60
     assert s["DEBUG"] is True
     assert s["ALLOWED_HOSTS"] == ["clinic.example.org", "www.clinic.example.org"]
+
+
+def test_production_refuses_to_start_without_site_url():
+    result = settings_run(HTTPS="1", SECRET_KEY="k" * 60)
+    assert result.returncode != 0 and "SITE_URL must be set when HTTPS=1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["clinic.example.org", "ftp://clinic.example.org", "https://clinic.example.org/app", "https://x@clinic.example.org", "http://clinic.example.org"]
+)
+def test_production_refuses_a_site_url_that_is_not_an_https_origin(value):
+    result = settings_run(HTTPS="1", SECRET_KEY="k" * 60, SITE_URL=value)
+    assert result.returncode != 0 and "SITE_URL must" in result.stderr, result.stderr
+
+
+def test_site_url_gives_the_hosts_origins_and_passkey_relying_party():
+    s = settings_under(HTTPS="1", SECRET_KEY="k" * 60, SITE_URL="https://clinic.example.org/")
+    assert s["SITE_URL"] == "https://clinic.example.org"
+    assert s["ALLOWED_HOSTS"] == ["clinic.example.org"]
+    assert s["CSRF_TRUSTED_ORIGINS"] == ["https://clinic.example.org"]
+    assert (s["RP_ID"], s["ORIGINS"]) == ("clinic.example.org", ["https://clinic.example.org"])
 
 
 @pytest.mark.parametrize("value, expected", [("0", False), ("false", False), ("", False), ("true", True)])

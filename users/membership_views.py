@@ -28,11 +28,6 @@ from .forms import ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPass
 from .tokens import member_reset_tokens
 
 
-def site_url(request) -> str:
-    """The scheme and host the request came in on, for links in e-mails."""
-    return request.build_absolute_uri("/").rstrip("/")
-
-
 class InviteMemberView(ClinicAdminRequiredMixin, View):
     template_name = "users/invite.html"
 
@@ -51,7 +46,7 @@ class InviteMemberView(ClinicAdminRequiredMixin, View):
             member = membership.member_invite(
                 clinic=request.user.clinic,
                 invited_by=request.user,
-                base_url=site_url(request),
+                base_url=settings.SITE_URL,
                 ip=client_ip(request),
                 **{name: form.cleaned_data[name] for name in ("username", "email", "first_name", "last_name", "role")},
             )
@@ -71,7 +66,7 @@ class InvitationResendView(ClinicAdminRequiredMixin, View):
         if asked is not None:
             return asked
         try:
-            membership.invitation_resend(member=member, actor=request.user, base_url=site_url(request), ip=client_ip(request))
+            membership.invitation_resend(member=member, actor=request.user, base_url=settings.SITE_URL, ip=client_ip(request))
         except membership.MembershipRefused as refusal:
             messages.error(request, str(refusal))
         else:
@@ -211,7 +206,7 @@ class ForgotPasswordView(PasswordResetView):
 
     def form_valid(self, form):
         membership.password_reset_request(
-            identifier=form.cleaned_data["email"], base_url=site_url(self.request), ip=client_ip(self.request)
+            identifier=form.cleaned_data["email"], base_url=settings.SITE_URL, ip=client_ip(self.request)
         )
         return redirect(self.success_url)
 

@@ -8,6 +8,7 @@ from django.utils.functional import SimpleLazyObject
 from clinic_auth.twofactor import texts
 
 from .models import UserSession
+from .sessions import is_session_key
 
 REASON_MESSAGES = {
     UserSession.EndReason.ENDED_BY_ADMIN: "browser_ended_by_admin",
@@ -50,7 +51,7 @@ class SignedOutReasonMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         # Reading the keys loads the session; a cookie whose row is gone loads nothing and loses its key.
-        if key and not request.session.keys() and request.session.session_key is None:
+        if is_session_key(key) and not request.session.keys() and request.session.session_key is None:
             reason = (
                 UserSession.objects.filter(session_key=key, end_reason__in=list(REASON_MESSAGES))
                 .values_list("end_reason", flat=True)

@@ -14,8 +14,10 @@ session is one UPDATE of its data and expiry, and a delete one DELETE: Django's 
 model instance, its save() in a transaction, and for a delete a lookup first.
 """
 
+import re
+
 from asgiref.sync import sync_to_async
-from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -23,8 +25,21 @@ from django.utils import timezone
 from .models import UserSession
 
 
+# The keys Django makes: 32 characters of its session alphabet (get_random_string(32, VALID_KEY_CHARS)).
+SESSION_KEY_PATTERN = re.compile(rf"[{re.escape(VALID_KEY_CHARS)}]{{32}}")
+
+
+def is_session_key(value: str | None) -> bool:
+    """True for a value shaped like a key Django made. Anything else in the cookie (a NUL byte,
+    which PostgreSQL refuses, or a long or odd string) is treated as no session at all."""
+    return value is not None and SESSION_KEY_PATTERN.fullmatch(value) is not None
+
+
 class SessionStore(DatabaseSessionStore):
     ended_meanwhile = False
+
+    def __init__(self, session_key=None):
+        super().__init__(session_key if is_session_key(session_key) else None)
 
     def load(self):
         if self.session_key is None:

@@ -38,6 +38,7 @@ MESSAGES = {
     "app_added": _("Authenticator app added. You can now sign in with a code from it or with your passkey or security key."),
     "passkey_wrong_step": _("A passkey or security key can't be used at this step. Reload the page and try again."),
     "passkey_expired": _("That took too long. Try your passkey or security key again."),
+    "passkey_too_large": _("That request is too large to be a passkey's answer."),
     "key_added": _("Passkey or security key “{name}” added."),
     "key_renamed": _("Renamed to “{name}”."),
     "key_removed": _("Passkey or security key “{name}” removed."),

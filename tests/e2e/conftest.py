@@ -75,8 +75,7 @@ def serve(workdir: Path, **extra_env: str):
         "EMAIL_FILE_PATH": str(workdir / "mail"),
         "PYTHONUNBUFFERED": "1",
         # Browsers serve passkeys to a host name, never an IP address: the suite opens localhost.
-        "WEBAUTHN_RP_ID": "localhost",
-        "WEBAUTHN_ORIGINS": f"http://localhost:{port}",
+        "SITE_URL": f"http://localhost:{port}",  # e-mailed links, the passkey origin and relying party
         **extra_env,
     }
     manage = [sys.executable, str(ROOT / "manage.py")]

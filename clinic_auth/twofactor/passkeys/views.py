@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
@@ -48,6 +49,36 @@ class ChallengeExpired(exceptions.OTPWebAuthnApiError):
     default_detail = texts.MESSAGES["passkey_expired"]
 
 
+class PayloadTooLarge(exceptions.OTPWebAuthnApiError):
+    status_code = 413
+    default_code = "payload_too_large"
+    default_detail = texts.MESSAGES["passkey_too_large"]
+
+
+# A key's answer is a few KB even with an attestation certificate chain; nothing bigger is read.
+MAX_CEREMONY_BODY_BYTES = 64 * 1024
+
+
+class BoundedCeremony:
+    """Every passkey endpoint: a body over MAX_CEREMONY_BODY_BYTES is refused before it is read,
+    and a body the JSON parser cannot take (nested past Python's recursion limit, not UTF-8, not
+    an object where one is needed) is the library's own 400 "malformed_request", never a 500."""
+
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            size = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            size = MAX_CEREMONY_BODY_BYTES + 1
+        if size > MAX_CEREMONY_BODY_BYTES:
+            return self.handle_exception(PayloadTooLarge())
+        return super().dispatch(request, *args, **kwargs)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, (RecursionError, ValueError, TypeError, AttributeError, KeyError)):
+            exc = exceptions.MalformedRequest()
+        return super().handle_exception(exc)
+
+
 def _require_gate(request, allowed: frozenset) -> None:
     if not request.user.is_authenticated:
         raise exceptions.NotAuthenticated()
@@ -61,7 +92,7 @@ def _require_fresh_challenge(request, ceremony: str) -> None:
         raise ChallengeExpired()
 
 
-class RegistrationBegin(views.BeginCredentialRegistrationView):
+class RegistrationBegin(BoundedCeremony, views.BeginCredentialRegistrationView):
     def check_can_register(self):
         _require_gate(self.request, REGISTRATION_GATES)
 
@@ -76,7 +107,7 @@ class RegistrationBegin(views.BeginCredentialRegistrationView):
         return response
 
 
-class RegistrationComplete(views.CompleteCredentialRegistrationView):
+class RegistrationComplete(BoundedCeremony, views.CompleteCredentialRegistrationView):
     def check_can_register(self):
         _require_gate(self.request, REGISTRATION_GATES)
         _require_fresh_challenge(self.request, "register")
@@ -100,12 +131,23 @@ class RegistrationComplete(views.CompleteCredentialRegistrationView):
         return views.JsonResponse({"id": credential.pk, "redirect_url": redirect_url})
 
 
+class SignInExpired(exceptions.OTPWebAuthnApiError):
+    status_code = 403
+    default_code = "sign_in_expired"
+    default_detail = texts.MESSAGES["login_expired"]
+
+
 def _require_sign_in_or_reauth(request) -> None:
     allowed = AUTHENTICATION_GATES | (REAUTHENTICATION_GATES if session.has_pending_action(request) else frozenset())
     _require_gate(request, allowed)
+    if session.request_gate(request) == Gate.CHALLENGE and session.pending_login_expired(request):
+        # As the code form does: the password step is too old to finish, the browser is signed out.
+        logout(request)
+        messages.error(request, texts.message("login_expired"))
+        raise SignInExpired()
 
 
-class AuthenticationBegin(views.BeginCredentialAuthenticationView):
+class AuthenticationBegin(BoundedCeremony, views.BeginCredentialAuthenticationView):
     def check_can_authenticate(self):
         _require_sign_in_or_reauth(self.request)
 
@@ -115,7 +157,7 @@ class AuthenticationBegin(views.BeginCredentialAuthenticationView):
         return response
 
 
-class AuthenticationComplete(views.CompleteCredentialAuthenticationView):
+class AuthenticationComplete(BoundedCeremony, views.CompleteCredentialAuthenticationView):
     def check_can_authenticate(self):
         _require_sign_in_or_reauth(self.request)
         _require_fresh_challenge(self.request, "authenticate")
