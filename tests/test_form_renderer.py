@@ -33,7 +33,7 @@ def forms_to_compare(staff):
         KeyNameForm(initial={"name": "Front desk key"}, auto_id="id_key_3_%s"),
         KeyNameForm(data={"name": ""}),
         ReauthPasswordForm(),
-        user_forms.InviteMemberForm(data={"email": "not-an-address"}),
+        user_forms.InviteMemberForm(data={"email": "not-an-address"}, clinic=staff.clinic),
         user_forms.ForgotPasswordForm(),
         user_forms.NewPasswordForm(staff, data={"new_password1": "a", "new_password2": "b"}),
         user_forms.UserSearchForm(data={"q": "kowal"}),

@@ -1,4 +1,4 @@
-"""Issue 17, part 1: a clinic admin invites a member; the single-use, 72-hour link leads into the normal sign-in rules."""
+"""A clinic admin invites a member; the single-use, 72-hour link leads into the normal sign-in rules."""
 
 import re
 from datetime import timedelta
@@ -100,8 +100,8 @@ def test_chosen_username_is_kept(admin_client, django_capture_on_commit_callback
     "fields, field, error",
     [
         ({"email": "not-an-email"}, "email", "Enter a valid email address."),
-        ({"email": "USER1@example.com"}, "email", "A user with this email address already exists."),
-        ({"username": "STAFF"}, "username", "The username STAFF is already taken."),
+        ({"email": "USER1@example.com"}, "email", "A user of your clinic already has this email address."),
+        ({"username": "STAFF"}, "username", "This username is not available. Choose another."),
         ({"username": "bad name!"}, "username", "Enter a valid username."),
         ({"first_name": ""}, "first_name", "This field is required."),
         ({"role": "operator"}, "role", "Select a valid choice."),
@@ -118,11 +118,26 @@ def test_bad_input_gets_field_errors_and_creates_nothing(
     assert User.objects.count() == before and not mail.outbox
 
 
-def test_email_used_as_username_must_be_free_too(admin_client, user_factory, django_capture_on_commit_callbacks):
+def test_email_taken_as_a_username_elsewhere_gets_a_free_variant(admin_client, user_factory, django_capture_on_commit_callbacks):
     user_factory(username="joy@example.com", email="other@example.com")
     response = invite(admin_client, django_capture_on_commit_callbacks)
-    assert response.status_code == 200
-    assert "already taken" in response.context["form"].errors["email"][0]
+    assert response.status_code == 302
+    member = User.objects.get(email="joy@example.com")
+    assert member.username == "joy@example.com-2"
+    assert "their username is joy@example.com-2" in admin_client.get(response.url).content.decode()
+
+
+def test_add_user_says_nothing_about_other_clinics_accounts(admin_client, clinic_factory, user_factory, django_capture_on_commit_callbacks):
+    """Another clinic's member: their address can be added here, and neither their address nor
+    their username is named as existing."""
+    elsewhere = clinic_factory(name="North")
+    user_factory(clinic=elsewhere, username="north-staff", email="north-staff@example.com")
+    typed = invite(admin_client, django_capture_on_commit_callbacks, email="n2@example.com", username="north-staff")
+    errors = typed.context["form"].errors["username"]
+    assert errors == ["This username is not available. Choose another."]  # the answer for any unavailable name
+    same_address = invite(admin_client, django_capture_on_commit_callbacks, email="north-staff@example.com")
+    assert same_address.status_code == 302
+    assert User.objects.filter(email="north-staff@example.com").count() == 2
 
 
 def test_set_your_password_page_shows_the_password_rules_before_typing(client, invited):
@@ -285,5 +300,5 @@ def test_a_username_taken_after_the_forms_check_is_a_field_error(admin_client, u
         {"first_name": "Joy", "last_name": "Nurse", "email": "joy@example.com", "username": "taken", "role": "staff"},
     )
     assert response.status_code == 200
-    assert response.context["form"].errors["username"] == ["The username taken is already taken."]
+    assert response.context["form"].errors["username"] == ["This username is not available. Choose another."]
     assert User.objects.count() == before and not Invitation.objects.exists()

@@ -429,7 +429,7 @@ def test_signed_in_pages_carry_the_warning_anonymous_ones_do_not(staff, client, 
     assert 'id="idle-warning"' not in client.get(reverse("login")).content.decode()
     password_login(client, staff)
     html = client.get(reverse("home")).content.decode()
-    match = re.search(r'data-expires-in="(\d+)" data-warn-before="(\d+)"', html)
+    match = re.search(r'data-expires-in="(\d+)" data-ends-by="idle" data-warn-before="(\d+)"', html)
     assert match and settings.SESSION_IDLE_TIMEOUT - 5 <= int(match.group(1)) <= settings.SESSION_IDLE_TIMEOUT
     assert int(match.group(2)) == 120
     assert 'role="alertdialog"' in html and "Stay signed in" in html and "Sign out now" in html
@@ -444,11 +444,28 @@ def test_stay_signed_in_counts_as_activity_and_asking_does_not(staff, client, se
     session[twofa_session.LAST_SEEN_KEY] = int(time.time()) - 300
     session.save()
     keep_alive = reverse("session_keep_alive")
-    asked = client.get(keep_alive).json()["idle_expires_in"]
+    asked = client.get(keep_alive).json()["expires_in"]
     assert settings.SESSION_IDLE_TIMEOUT - 302 <= asked <= settings.SESSION_IDLE_TIMEOUT - 299
     assert client.session[twofa_session.LAST_SEEN_KEY] <= int(time.time()) - 299  # not touched
-    assert client.post(keep_alive).json() == {"idle_expires_in": settings.SESSION_IDLE_TIMEOUT}
+    assert client.post(keep_alive).json() == {"expires_in": settings.SESSION_IDLE_TIMEOUT, "ends_by": "idle"}
     assert client.session[twofa_session.LAST_SEEN_KEY] >= int(time.time()) - 1
+
+
+@pytest.mark.django_db
+def test_near_the_absolute_timeout_the_warning_counts_down_to_it(staff, client, settings):
+    """Activity cannot move the sign-in's absolute limit: when it comes before the idle one, the
+    page and the keep-alive report it, and the warning says so."""
+    password_login(client, staff)
+    session = client.session
+    session[twofa_session.LOGIN_AT_KEY] = int(time.time()) - settings.SESSION_ABSOLUTE_TIMEOUT + 100
+    session.save()
+    html = client.get(reverse("home")).content.decode()
+    match = re.search(r'data-expires-in="(\d+)" data-ends-by="absolute"', html)
+    assert match and 95 <= int(match.group(1)) <= 100
+    assert "Every sign-in ends after 12 hours" in html
+    keep_alive = reverse("session_keep_alive")
+    answer = client.post(keep_alive).json()
+    assert answer["ends_by"] == "absolute" and 95 <= answer["expires_in"] <= 100
 
 
 @pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Issue 14, point 4: a one-time sign-in code an admin issues for a member who lost their phone."""
+"""A one-time sign-in code an admin issues for a member who lost their phone."""
 
 import re
 from datetime import timedelta
@@ -184,6 +184,37 @@ def test_wrong_codes_lock_like_other_codes(admin_client, staff, old_app, login, 
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CODE_THROTTLED, target=staff).count() == 1
     # The app's own counter is separate: the member can still use their app.
     assert member.post(CHALLENGE, {"code": next_code(old_app)}).status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("issued", [True, False], ids=["a code was issued", "no code was issued"])
+def test_wrong_codes_answer_the_same_whether_or_not_a_code_was_issued(admin_client, staff, old_app, login, settings, issued):
+    """With the password alone, quick wrong 8-digit codes: the same answers, the same throttle
+    delay, the same lock, the same hash work, code issued or not."""
+    settings.CLINICAUTH_RECOVERY_THROTTLE_FACTOR = 1  # django-otp's delay after each failure
+    if issued:
+        issue(admin_client, staff)
+    member = member_at_challenge(staff, login)
+    hashed = []
+    real_verify = signin_code_services.RecoveryCodeHasher.verify
+    with mock.patch.object(
+        signin_code_services.RecoveryCodeHasher, "verify", lambda self, *a: hashed.append(1) or real_verify(self, *a)
+    ):
+        first = member.post(CHALLENGE, {"code": "13572468"}).content.decode()
+        second = member.post(CHALLENGE, {"code": "24681357"}).content.decode()
+    assert "That code is not valid" in first
+    assert "Wait a second and try again" in second.replace("&#x27;", "'")  # the delay, in both cases
+    assert hashed == [1]  # the first was hashed; the second refused by the throttle before any hash
+    assert staff.recoverycodedevice_set.get().throttling_failure_count == 1
+
+
+@pytest.mark.django_db
+def test_issuing_a_code_lifts_a_lock_on_one_time_codes(admin_client, staff, old_app, login, settings):
+    member = member_at_challenge(staff, login)
+    for _ in range(settings.CLINICAUTH_CODE_LOCKOUT_FAILURES):
+        member.post(CHALLENGE, {"code": "ABCD-EFGH-JK", "method": "recovery"})
+    code = issue(admin_client, staff)
+    assert member.post(CHALLENGE, {"code": code}).status_code == 302
 
 
 @pytest.mark.django_db

@@ -80,30 +80,57 @@ class InviteMemberForm(forms.Form):
     )
     role = forms.ChoiceField(label=_("Role"), choices=User.Role.choices, initial=User.Role.STAFF)
 
+    def __init__(self, *args, clinic, **kwargs):
+        self.clinic = clinic
+        super().__init__(*args, **kwargs)
+
     def clean_email(self) -> str:
+        # Within the clinic only: whether another clinic has this address is none of this one's business.
         email = User.objects.normalize_email(self.cleaned_data["email"]).strip()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(_("A user with this email address already exists."), code="duplicate_email")
+        if User.objects.filter(clinic=self.clinic, email__iexact=email).exists():
+            raise forms.ValidationError(_("A user of your clinic already has this email address."), code="duplicate_email")
         return email
 
     def clean(self):
         cleaned = super().clean()
         if self.errors.get("username") or "email" not in cleaned:
             return cleaned
-        username = (cleaned.get("username") or cleaned["email"]).strip()
-        field_name = "username" if cleaned.get("username") else "email"
+        chosen = (cleaned.get("username") or "").strip()
+        username = chosen or cleaned["email"]
+        field_name = "username" if chosen else "email"
         try:
             for validator in User._meta.get_field("username").validators:
                 validator(username)
         except forms.ValidationError as error:
             self.add_error(field_name, error)
             return cleaned
-        if User.objects.filter(username__iexact=username).exists():
-            self.add_error(field_name, forms.ValidationError(
-                _("The username %(username)s is already taken.") % {"username": username}, code="duplicate_username"
-            ))
+        if chosen:
+            if User.objects.filter(username__iexact=chosen).exists():
+                self.add_error("username", forms.ValidationError(USERNAME_UNAVAILABLE, code="username_unavailable"))
+        else:
+            # The address as username is taken (in another clinic, or chosen by someone): a free
+            # variant of it, so the answer says nothing about who else has an account.
+            username = available_username(username)
         cleaned["username"] = username
         return cleaned
+
+
+USERNAME_UNAVAILABLE = _("This username is not available. Choose another.")
+
+
+def available_username(wanted: str) -> str:
+    """`wanted`, or the first of wanted-2, wanted-3, ... that no user has (case-insensitively)."""
+    limit = User._meta.get_field("username").max_length
+    taken = {
+        name.casefold()
+        for name in User.objects.filter(username__istartswith=wanted[: limit - 4]).values_list("username", flat=True)
+    }
+    candidate, n = wanted, 1
+    while candidate.casefold() in taken:
+        n += 1
+        suffix = f"-{n}"
+        candidate = wanted[: limit - len(suffix)] + suffix
+    return candidate
 
 
 class ChangeRoleForm(forms.Form):

@@ -24,7 +24,7 @@ from clinic_auth.twofactor import reauth
 from clinic_auth.twofactor import session as twofactor_session
 
 from . import membership
-from .forms import ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPasswordForm
+from .forms import USERNAME_UNAVAILABLE, ChangeRoleForm, ForgotPasswordForm, InviteMemberForm, NewPasswordForm
 from .tokens import member_reset_tokens
 
 
@@ -32,14 +32,14 @@ class InviteMemberView(ClinicAdminRequiredMixin, View):
     template_name = "users/invite.html"
 
     def get(self, request):
-        return render(request, self.template_name, {"form": InviteMemberForm()})
+        return render(request, self.template_name, {"form": InviteMemberForm(clinic=request.user.clinic)})
 
     def post(self, request):
         # "Confirm it's you" first; the form is replayed as submitted once confirmed.
         asked = reauth.confirmation_needed(request, _("add a user"), fields=tuple(InviteMemberForm.base_fields))
         if asked is not None:
             return asked
-        form = InviteMemberForm(request.POST)
+        form = InviteMemberForm(request.POST, clinic=request.user.clinic)
         if not form.is_valid():
             return render(request, self.template_name, {"form": form})
         try:
@@ -51,9 +51,11 @@ class InviteMemberView(ClinicAdminRequiredMixin, View):
                 **{name: form.cleaned_data[name] for name in ("username", "email", "first_name", "last_name", "role")},
             )
         except IntegrityError:  # another admin took the username between the form's check and the insert
-            form.add_error("username", _("The username %(username)s is already taken.") % form.cleaned_data)
+            form.add_error("username", USERNAME_UNAVAILABLE)
             return render(request, self.template_name, {"form": form})
-        messages.success(request, _("Invitation sent to %(email)s.") % {"email": member.email})
+        messages.success(
+            request, _("Invitation sent to %(email)s; their username is %(username)s.") % {"email": member.email, "username": member.username}
+        )
         return redirect("user_detail", pk=member.pk)
 
 

@@ -1,4 +1,3 @@
-import time
 
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -205,10 +204,15 @@ class KeepAliveView(View):
 
     def get(self, request):
         """How long this session has left, without counting as activity (another tab may have kept it alive)."""
-        return JsonResponse({"idle_expires_in": max(0, session.idle_expires_at(request) - int(time.time()))})
+        return self.answer(*session.session_left(request))
 
     def post(self, request):
-        return JsonResponse({"idle_expires_in": session.keep_alive(request)})
+        return self.answer(*session.keep_alive(request))
+
+    @staticmethod
+    def answer(expires_in: int, ends_by: str) -> JsonResponse:
+        # ends_by "absolute": the sign-in's own limit, which staying active cannot move.
+        return JsonResponse({"expires_in": expires_in, "ends_by": ends_by})
 
 
 class EndMemberSessionsView(ClinicAdminRequiredMixin, View):

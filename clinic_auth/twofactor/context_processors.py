@@ -1,5 +1,3 @@
-import time
-
 from django.conf import settings
 
 from . import policy, session, texts
@@ -13,10 +11,13 @@ def two_factor(request):
     context = {"twofa_gate": gate, "show_navigation": gate in policy.ALLOWED_GATES}
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         warn = min(settings.CLINICAUTH_IDLE_WARNING_SECONDS, settings.SESSION_IDLE_TIMEOUT)
+        expires_in, ends_by = session.session_left(request)
         context.update(
-            idle_expires_in=max(0, session.idle_expires_at(request) - int(time.time())),
+            session_expires_in=expires_in,
+            session_ends_by=ends_by,
             idle_warning_seconds=warn,
             idle_warning_text=f"{warn // 60}:{warn % 60:02d}",
+            absolute_timeout_text=texts.duration(settings.SESSION_ABSOLUTE_TIMEOUT),
         )
     banner = session.grace_banner(request) if gate == policy.Gate.OPEN else None
     if banner is not None:

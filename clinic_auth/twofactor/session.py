@@ -35,16 +35,22 @@ REPLACING_KEY = "clinicauth_2fa_replacing"  # signed in with a one-time code: ma
 LAST_SEEN_WRITE_INTERVAL = 60
 
 
-def keep_alive(request: HttpRequest) -> int:
-    """Explicit activity (the idle warning's "Stay signed in"): note it now; seconds of idle left."""
+def keep_alive(request: HttpRequest) -> tuple[int, str]:
+    """Explicit activity (the idle warning's "Stay signed in"): note it now; then session_left."""
     request.session[LAST_SEEN_KEY] = int(time.time())
-    return settings.SESSION_IDLE_TIMEOUT
+    return session_left(request)
 
 
-def idle_expires_at(request: HttpRequest) -> int:
-    """When the idle timeout will end this session, as the server counts it (epoch seconds)."""
+def session_left(request: HttpRequest) -> tuple[int, str]:
+    """Seconds until this session ends, as the server counts them, and which limit ends it first:
+    "idle" (SESSION_IDLE_TIMEOUT after the last activity) or "absolute" (SESSION_ABSOLUTE_TIMEOUT
+    after the sign-in, which no activity extends)."""
     now = int(time.time())
-    return request.session.get(LAST_SEEN_KEY, now) + settings.SESSION_IDLE_TIMEOUT
+    idle_end = request.session.get(LAST_SEEN_KEY, now) + settings.SESSION_IDLE_TIMEOUT
+    absolute_end = request.session.get(LOGIN_AT_KEY, now) + settings.SESSION_ABSOLUTE_TIMEOUT
+    if absolute_end < idle_end:
+        return max(0, absolute_end - now), "absolute"
+    return max(0, idle_end - now), "idle"
 
 
 def ended_elsewhere(request: HttpRequest) -> bool:

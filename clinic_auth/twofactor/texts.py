@@ -177,3 +177,12 @@ def reminders_too_soon(next_at: datetime) -> str:
     return str(_("Reminders were sent less than 24 hours ago. You can send them again after {when}.")).format(
         when=date_format(timezone.localtime(next_at), "j M, H:i T")
     )
+
+
+def duration(seconds: int) -> str:
+    """A timeout in words: "12 hours", "90 minutes"."""
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return ngettext("{count} hour", "{count} hours", hours).format(count=hours)
+    minutes = max(1, round(seconds / 60))
+    return ngettext("{count} minute", "{count} minutes", minutes).format(count=minutes)

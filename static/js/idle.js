@@ -8,9 +8,13 @@
   const warnBefore = Number(dialog.dataset.warnBefore) * 1000;
   const logoutForm = dialog.querySelector("[data-idle-logout]");
   const csrfToken = logoutForm.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const countdown = dialog.querySelector("[data-countdown]");
+  const countdowns = dialog.querySelectorAll("[data-countdown]");
   const stay = dialog.querySelector("[data-stay]");
+  const acknowledge = dialog.querySelector("[data-acknowledge]");
   let expiresAt = Date.now() + Number(dialog.dataset.expiresIn) * 1000;
+  // "idle" (staying active moves it) or "absolute" (the sign-in's own limit: nothing moves it).
+  let endsBy = dialog.dataset.endsBy;
+  let acknowledged = false;
   let lastActivityPing = Date.now();
   let checking = false;
   let returnFocusTo = null;
@@ -28,7 +32,15 @@
     });
     if (!response.ok) throw new Error(`keep-alive ${response.status}`);
     const data = await response.json();
-    expiresAt = Date.now() + data.idle_expires_in * 1000;
+    expiresAt = Date.now() + data.expires_in * 1000;
+    endsBy = data.ends_by;
+  };
+
+  // The words and buttons for the limit that comes first.
+  const showFor = (limit) => {
+    dialog.querySelectorAll("[data-when]").forEach((part) => { part.hidden = part.dataset.when !== limit; });
+    dialog.setAttribute("aria-labelledby", limit === "absolute" ? "idle-warning-title-absolute" : "idle-warning-title");
+    dialog.setAttribute("aria-describedby", limit === "absolute" ? "idle-warning-text-absolute" : "idle-warning-text");
   };
 
   const close = () => {
@@ -46,10 +58,17 @@
     }
   };
 
+  const acknowledgeEnd = () => {
+    acknowledged = true;  // the countdown still ends the session; the warning does not come back
+    close();
+  };
+
   stay.addEventListener("click", stayed);
-  dialog.addEventListener("cancel", (event) => {  // Escape means "stay", never "sign me out"
+  acknowledge.addEventListener("click", acknowledgeEnd);
+  dialog.addEventListener("cancel", (event) => {  // Escape means "stay" (or "OK"), never "sign me out"
     event.preventDefault();
-    stayed();
+    if (endsBy === "absolute") acknowledgeEnd();
+    else stayed();
   });
 
   // Typing in a form is activity, even before it is sent: tell the server, at most once a minute.
@@ -61,7 +80,7 @@
 
   const tick = async () => {
     const left = expiresAt - Date.now();
-    if (left <= warnBefore && !dialog.open && !checking) {
+    if (left <= warnBefore && !dialog.open && !checking && !acknowledged) {
       // Another tab may have kept the session alive: ask before warning or signing out.
       checking = true;
       try {
@@ -72,10 +91,11 @@
       checking = false;
       if (expiresAt - Date.now() > warnBefore) return;
       returnFocusTo = document.activeElement;
+      showFor(endsBy);
       dialog.showModal();
-      stay.focus();
+      (endsBy === "absolute" ? acknowledge : stay).focus();
     }
-    countdown.textContent = format(expiresAt - Date.now());
+    countdowns.forEach((countdown) => { countdown.textContent = format(expiresAt - Date.now()); });
     if (expiresAt - Date.now() <= 0) {
       window.clearInterval(timer);
       logoutForm.submit();

@@ -135,6 +135,15 @@ def short_idle_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def short_absolute_server(tmp_path_factory):
+    """The same app whose every sign-in ends 25 seconds after it began (however active), announced
+    15 seconds before: the warning counts down to the absolute limit, not the idle one."""
+    yield from serve(
+        tmp_path_factory.mktemp("e2e-absolute"), SESSION_ABSOLUTE_TIMEOUT="25", SESSION_IDLE_TIMEOUT="600", IDLE_WARNING_SECONDS="15"
+    )
+
+
+@pytest.fixture(scope="session")
 def short_reauth_server(tmp_path_factory):
     """The same app where a sensitive action asks "Confirm it's you" 2 seconds after the last proof."""
     yield from serve(tmp_path_factory.mktemp("e2e-reauth"), REAUTH_WINDOW="2")

@@ -37,6 +37,7 @@ CLINICS = {
     "shared": ("Front Desk Clinic", False),
     "confirm": ("Confirmation Clinic", False),
     "idle": ("Quiet Clinic", False),
+    "limit": ("Twelve Hour Clinic", False),
     "forced": ("Forced Set-up Clinic", True),
     "calm": ("Calm Lane Clinic", False),
     "errors": ("Error Page Clinic", False),

@@ -83,3 +83,22 @@ def test_the_idle_warning_keeps_the_session_or_signs_out(new_page, short_idle_se
     expect(heading(staff, "Log in")).to_be_visible(timeout=20_000)
     staff.goto("/home/")
     expect(heading(staff, "Log in")).to_be_visible()
+
+
+def test_the_warning_names_the_sign_ins_own_limit_when_that_comes_first(new_page, short_absolute_server):
+    staff = new_page(base_url=short_absolute_server)
+    log_in(staff, "limit-staff")
+    expect(welcome(staff)).to_be_visible()
+
+    dialog = staff.get_by_role("alertdialog", name="Your sign-in is about to end")
+    expect(dialog).to_be_visible(timeout=20_000)
+    expect(dialog).to_contain_text("Every sign-in ends after")
+    expect(dialog.get_by_role("button", name="Stay signed in")).to_be_hidden()  # staying active cannot help
+    ok = dialog.get_by_role("button", name="OK")
+    expect(ok).to_be_focused()
+    check_page(staff, "absolute limit warning")
+    staff.keyboard.press("Enter")
+    expect(dialog).to_be_hidden()
+    # The countdown still ends the session at the limit.
+    expect(heading(staff, "Log in")).to_be_visible(timeout=20_000)
+
