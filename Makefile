@@ -44,7 +44,7 @@ test-postgres: install
 test-concurrency: install
 	$(BIN)/python -m pytest -q -m concurrency tests/concurrency -s
 
-# Issues 7 and 16's benchmark (README "Benchmark"): tables on stdout, JSON in bench/results/latest.json.
+# The benchmark (docs/benchmark.md): tables on stdout, JSON in bench/results/latest.json.
 # Needs PostgreSQL at 127.0.0.1:5432 (user postgres) and wrk; BENCH_ARGS="--quick" for a short trial.
 # The peers (django-two-factor-auth, django-allauth) go into the venv only here: pyproject's group `bench`.
 $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml

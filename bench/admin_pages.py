@@ -1,4 +1,4 @@
-"""Issue 7, part 3 (issue 16, part 3): the clinic's Users pages at 10,000, 100,000 and 1,000,000 users.
+"""The clinic's Users pages at 10,000, 100,000 and 1,000,000 users.
 
 Run with DATABASE_URL pointing at an empty database (SQLite or PostgreSQL):
 migrates, seeds one clinic of 10,000 users, measures, grows to the next number
@@ -36,7 +36,7 @@ def measure_pages(client, *, per_clinic: int, iterations: int) -> dict:
         "user_list_last_page": f"/users/?page={last_page}",
         "user_list_by_2fa": "/users/?sort=-2fa",
         "user_list_by_2fa_up": "/users/?sort=2fa",  # not set up first
-        "user_list_without_2fa": "/users/?twofa=none",  # the 2FA-status filter (issue 15)
+        "user_list_without_2fa": "/users/?twofa=none",  # the 2FA-status filter
         "search": f"/users/?q={SEARCH_TERM}",
         "search_no_match": "/users/?q=zz-nobody",
         "view": f"/users/{member.pk}/",

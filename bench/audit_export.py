@@ -1,4 +1,4 @@
-"""Part 5 (issue 14): the Audit Log's CSV export of 100,000 rows, in-process.
+"""Part 5: the Audit Log's CSV export of 100,000 rows, in-process.
 
 Seeds the rows with one INSERT … SELECT (so seeding costs the process no memory), signs a
 clinic admin in through the real login and code pages, then streams the export through the

@@ -1,4 +1,4 @@
-"""Issue 7, part 2: server time of the code step, against the full login it is part of.
+"""Server time of the code step, against the full login it is part of.
 
 In-process with the test Client (no network), following the login's redirect
 to the code page as a browser does, a fresh valid code every
@@ -153,7 +153,7 @@ def main() -> None:
 
 
 def passkey_step(user, iterations: int, login_url: str, challenge_url: str) -> tuple[list[float], int]:
-    """Server time of the assertion POST that signs in with a passkey (issue 12), beside the code step.
+    """Server time of the assertion POST that signs in with a passkey, beside the code step.
 
     The key is a software authenticator (tests/softkey.py) added through the real endpoints; each
     login asks for a fresh challenge (untimed) and signs it outside the timed span.
@@ -186,7 +186,7 @@ def passkey_step(user, iterations: int, login_url: str, challenge_url: str) -> t
 
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = inprocess.device_of(user).persistent_id
-    # Adding a key is a sensitive action (issue 13): prove the factor "just now", as a real sign-in does.
+    # Adding a key is a sensitive action: prove the factor "just now", as a real sign-in does.
     session[twofa_session.REAUTH_AT_KEY] = int(time.time())
     session.save()
     options = post_json(client, begin_reg).json()

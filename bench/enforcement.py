@@ -1,4 +1,4 @@
-"""Issue 7, part 1: what enforcing 2FA costs on every verified request.
+"""What enforcing 2FA costs on every verified request.
 
 The same verified page (/home/), the same session, three gunicorns (2 sync
 workers each, loopback, DEBUG=0) that differ only in settings:

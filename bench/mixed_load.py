@@ -1,4 +1,4 @@
-"""Issue 7, part 4: mixed load against gunicorn (4 workers) and PostgreSQL, with a brute force running.
+"""Mixed load against gunicorn (4 workers) and PostgreSQL, with a brute force running.
 
 For a bounded time, on loopback:
   * staff sessions log in like a browser (password, then a current TOTP code),

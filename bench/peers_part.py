@@ -1,4 +1,4 @@
-"""Issue 16, part 1 (bench part 6): ClinicAuth beside django-two-factor-auth and django-allauth's mfa, in the same run.
+"""Bench part 6: ClinicAuth beside django-two-factor-auth and django-allauth's mfa, in the same run.
 
 For each stack (bench/peers/): its own PostgreSQL database on the same server (ClinicAuth uses the
 run's database), a user with a confirmed TOTP authenticator, and in-process (bench/peers/prepare.py):

@@ -1,4 +1,4 @@
-"""`make bench`: every part of issues 7 and 16's benchmark, every table, one JSON file.
+"""`make bench`: every part of the benchmark, every table, one JSON file.
 
 Each part runs in its own process (its own settings and DATABASE_URL) and
 hands back JSON; this script only orchestrates, checks the targets and
@@ -193,7 +193,7 @@ def targets(r: dict) -> list[dict]:
     ]
     for key in ("admin_pages_sqlite", "admin_pages_postgresql"):
         db = r[key]["database"]
-        limit = 25 if db == "postgresql" else 50  # issue 16: < 25 ms on PostgreSQL up to a million users
+        limit = 25 if db == "postgresql" else 50  # the goal: < 25 ms on PostgreSQL up to a million users
         pages = ("user_list", "user_list_middle_page", "user_list_last_page", "user_list_without_2fa", "search",
                  "search_no_match", "view")
         for scale in r[key]["scales"]:

@@ -1,4 +1,4 @@
-"""Issue 11: what the attack review found, each reproduced at the HTTP level.
+"""What the attack review found, each reproduced at the HTTP level.
 
 (Item 1's "exactly one of two parallel set-ups wins" runs against gunicorn in
 tests/concurrency/test_parallel_setup.py; item 7, the shipped gunicorn.conf.py,

@@ -1,4 +1,4 @@
-"""Issue 14, point 5: Audit Log filters (kept in the URL and the page links), stable order, CSV export."""
+"""Audit Log filters (kept in the URL and the page links), stable order, CSV export."""
 
 import csv
 import io

@@ -1,4 +1,4 @@
-"""Issue 3, Audit: every 2FA event is recorded, and the clinic's Audit Log page shows them."""
+"""Every 2FA event is recorded, and the clinic's Audit Log page shows them."""
 
 import re
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Issue 2, bad input: codes are normalised or refused with a form error, never a 500.
+"""Bad input: codes are normalised or refused with a form error, never a 500.
 
 Every page gets the same inputs. The unicode cases spell the *currently valid* code
 in other digit scripts, so they would pass if the server folded them to ASCII.

@@ -1,4 +1,4 @@
-"""The benchmark's own code keeps working (issue 16): `python -m bench.run --smoke` on a tiny data set.
+"""The benchmark's own code keeps working: `python -m bench.run --smoke` on a tiny data set.
 
 Every part runs for real (SQLite and PostgreSQL Users pages, code step, enforcement, the peers,
 the mixed load before and after), only with a few users and seconds, so a change that breaks

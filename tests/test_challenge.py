@@ -1,4 +1,4 @@
-"""Issue 2, point 3: the code challenge after the password step."""
+"""The code challenge after the password step."""
 
 import re
 from urllib.parse import quote

@@ -1,4 +1,4 @@
-"""Issue 3, points 1-3: the Clinic Settings and Edit Clinic pages, and who may reach them."""
+"""The Clinic Settings and Edit Clinic pages, and who may reach them."""
 
 import re
 

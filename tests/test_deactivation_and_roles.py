@@ -1,4 +1,4 @@
-"""Issue 17, part 3: leavers are switched off at once, roles change, and a clinic always keeps an active admin."""
+"""Leavers are switched off at once, roles change, and a clinic always keeps an active admin."""
 
 import html
 import re

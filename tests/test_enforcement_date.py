@@ -1,4 +1,4 @@
-"""Issue 14, points 1 and 2: readiness before turning Mandatory 2FA on, and an enforcement date
+"""Readiness before turning Mandatory 2FA on, and an enforcement date
 evaluated in the clinic's own time zone (controlled time: before, on and after the date)."""
 
 import re

@@ -1,4 +1,4 @@
-"""Issue 15, item 5: every error the app can return is the app's own page, with a way back."""
+"""Every error the app can return is the app's own page, with a way back."""
 
 import pytest
 from django.test import Client

@@ -1,4 +1,4 @@
-"""Issue 5, bad input: every form fuzzed with Hypothesis through the test client.
+"""Bad input: every form fuzzed with Hypothesis through the test client.
 
 Login, challenge, set-up, Edit Clinic, user search and both disable-2FA POSTs get
 arbitrary text (any unicode, NULs, control characters, very long strings, and a

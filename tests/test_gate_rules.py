@@ -1,4 +1,4 @@
-"""Issue 3: the gate rules (policy, the session adapter, the services), called directly (no middleware, no HTTP)."""
+"""The gate rules (policy, the session adapter, the services), called directly (no middleware, no HTTP)."""
 
 import pytest
 from django_otp import DEVICE_ID_SESSION_KEY

@@ -1,4 +1,4 @@
-"""Issue 2, point 2: the password step at / and /accounts/login/."""
+"""The password step at / and /accounts/login/."""
 
 import re
 

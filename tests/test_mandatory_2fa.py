@@ -1,4 +1,4 @@
-"""Issue 3, points 4-7: what Mandatory 2FA does to the members of a clinic."""
+"""What Mandatory 2FA does to the members of a clinic."""
 
 import re
 
@@ -107,7 +107,7 @@ def test_json_requests_get_403_naming_the_setup_url(client, mandatory, staff, he
 @pytest.mark.django_db
 def test_no_redirect_loop_from_any_entry_point(client, mandatory, staff):
     client.force_login(staff)
-    for url in ["/", reverse("login")]:  # the login page says who is signed in (issue 13), and stays put
+    for url in ["/", reverse("login")]:  # the login page says who is signed in, and stays put
         response = client.get(url, follow=True)
         assert response.status_code == 200 and response.redirect_chain == [], url
         assert "You are signed in as" in response.content.decode()

@@ -1,4 +1,4 @@
-"""Issue 3: TwoFactorMiddleware, over HTTP: what each gate lets through and how it refuses."""
+"""TwoFactorMiddleware, over HTTP: what each gate lets through and how it refuses."""
 
 import re
 

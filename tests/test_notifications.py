@@ -1,4 +1,4 @@
-"""Security emails: every change to a user's 2FA emails that user (issue 4, point 5).
+"""Security emails: every change to a user's 2FA emails that user.
 
 Emails go out on transaction commit, so each action runs inside
 django_capture_on_commit_callbacks(execute=True), as a committed request would.

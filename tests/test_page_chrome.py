@@ -1,4 +1,4 @@
-"""Issue 15, item 10: the navigation marks where you are, and every page has the app's icon."""
+"""The navigation marks where you are, and every page has the app's icon."""
 
 import re
 

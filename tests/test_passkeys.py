@@ -1,4 +1,4 @@
-"""Issue 12, part 2: passkeys and security keys as a second factor (django-otp-webauthn).
+"""Passkeys and security keys as a second factor (django-otp-webauthn).
 
 Every response is built by a software authenticator (tests/softkey.py) and verified by the
 server's real code; nothing in the plugin is mocked.

@@ -128,7 +128,7 @@ def test_protected_pages_redirect_to_login(gunicorn_server):
         assert "/accounts/login/" in response.headers["Location"], path
 
 
-# --- issue 11, item 7: the shipped gunicorn.conf.py --------------------------------
+# --- the shipped gunicorn.conf.py --------------------------------
 
 
 def fetch_with(url: str, headers: dict):

@@ -1,4 +1,4 @@
-"""Issue 2, points 4 and 8: My Profile, its 2FA section, and turning 2FA off yourself."""
+"""My Profile, its 2FA section, and turning 2FA off yourself."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""Issue 3: the 2FA middleware costs no query once a session has passed the gate."""
+"""The 2FA middleware costs no query once a session has passed the gate."""
 
 import pytest
 from django.db import connection

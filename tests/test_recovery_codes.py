@@ -1,4 +1,4 @@
-"""Issue 2, point 7: ten single-use recovery codes, shown once, stored as hashes."""
+"""Ten single-use recovery codes, shown once, stored as hashes."""
 
 import re
 from urllib.parse import unquote
@@ -79,7 +79,7 @@ def test_codes_page_lists_them_with_copy_print_and_download(client, staff):
         r'<a class="button" download="[^"]+\.txt" href="data:text/plain;charset=utf-8,([^"]*)">Download codes</a>', html
     )
     assert href, "download link missing"
-    # The file says whose codes they are (issue 15, item 9), then lists them one a line.
+    # The file says whose codes they are, then lists them one a line.
     lines = unquote(href.group(1)).split("\n")
     assert lines[:3] == ["ClinicAuth recovery codes", f"Clinic: {staff.clinic.name}", f"Username: {staff.username}"]
     assert re.fullmatch(r"Created: \d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", lines[3])

@@ -1,4 +1,4 @@
-"""Issue 14, point 3: "Remind members who have not set up 2FA", at most once per 24 h per clinic."""
+"""The button "Remind members who have not set up 2FA" sends at most once per 24 h per clinic."""
 
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone

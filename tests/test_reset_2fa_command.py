@@ -1,4 +1,4 @@
-"""The operator's `manage.py reset_2fa USERNAME` (issue 4, point 6)."""
+"""The operator's `manage.py reset_2fa USERNAME`."""
 
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""Issue 5: secrets at rest, lockouts, password throttling, sessions and headers."""
+"""Secrets at rest, lockouts, password throttling, sessions and headers."""
 
 import os
 import subprocess

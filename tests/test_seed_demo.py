@@ -1,4 +1,4 @@
-"""Issue 2, data model: `manage.py seed_demo [--password PASSWORD]`."""
+"""`manage.py seed_demo [--password PASSWORD]`."""
 
 import io
 import os

@@ -1,4 +1,4 @@
-"""Issue 2, points 5 and 6: the set-up page, its QR code, and confirming the device."""
+"""The set-up page, its QR code, and confirming the device."""
 
 import base64
 import io
@@ -254,7 +254,7 @@ def test_setup_code_box_does_not_take_focus_so_the_page_opens_at_its_heading(cli
     assert "autofocus" in challenge_input
 
 
-# --- issue 15, item 8: set-up on the phone that will hold the app ------------------
+# --- set-up on the phone that will hold the app ------------------
 
 
 def qr_image(response) -> Image.Image:

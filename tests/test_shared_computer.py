@@ -1,4 +1,4 @@
-"""Issue 13 at the HTTP level: Confirm it's you, switching user, signed-in browsers, the idle warning."""
+"""Shared computers at the HTTP level: Confirm it's you, switching user, signed-in browsers, the idle warning."""
 
 from __future__ import annotations
 

@@ -239,7 +239,7 @@ def test_eight_digits_are_read_as_a_signin_code():
 @pytest.mark.django_db
 def test_issuing_asks_the_admin_to_confirm_it_is_them_first(admin_client, clinic_admin, staff, old_app, time_machine,
                                                           settings):
-    """Issue 13's "Confirm it's you": a session that has not proved its factor recently confirms first;
+    """Confirm it's you: a session that has not proved its factor recently confirms first;
     then the code is issued and shown once, with nothing to click again."""
     from clinic_auth.twofactor import devices
 

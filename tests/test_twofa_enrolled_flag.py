@@ -1,4 +1,4 @@
-"""User.twofa_enrolled, the Users list's stored enrolment flag (issue 16, part 3), always equals
+"""User.twofa_enrolled, the Users list's stored enrolment flag, always equals
 devices.is_enrolled(user), whichever way an authenticator comes or goes.
 
 Every other test checks it too: conftest.twofa_enrolled_stays_exact compares the flag of every

@@ -1,4 +1,4 @@
-"""Issue 3: walk every URL pattern (the Django admin too) as a user held at a 2FA gate.
+"""Walk every URL pattern (the Django admin too) as a user held at a 2FA gate.
 
 Nothing may answer with content: only a redirect towards the gate's page (set-up or
 the code challenge), or 405 for a POST-only view that is exempt (logout).
@@ -12,6 +12,8 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.utils import timezone
+from mailer import models as mailer_models
 
 from clinic_auth.twofactor import policy
 from clinic_auth.twofactor.models import AuditEvent
@@ -100,6 +102,13 @@ def world(clinic, user_factory, enrol):
     key = add_key(member_client, SoftKey())  # and a passkey
     assert key.status_code == 200, key.content
     Group.objects.create(name="Front desk")
+    # The mail queue's admin pages (django-mailer): a queued message, its log entry, a bounced address.
+    queued = mailer_models.make_message(
+        subject="Hello", body="Body", from_email="a@example.com", to=["b@example.com"], priority=mailer_models.PRIORITY_MEDIUM
+    )
+    queued.save()
+    mailer_models.MessageLog.objects.log(queued, mailer_models.RESULT_SUCCESS)
+    mailer_models.DontSendEntry.objects.create(to_address="bounced@example.com", when_added=timezone.now())
     return {
         "key": key.json()["id"],
         "clinic": clinic.pk,
@@ -153,7 +162,7 @@ def walk(client: Client, ids: dict, gate_page: str) -> int:
         response = client.get(path)
         if name in leaves:
             assert response.status_code == 405, path
-        elif name in ("login", "root"):  # says who is signed in, offers to continue or to switch (issue 13)
+        elif name in ("login", "root"):  # says who is signed in, offers to continue or to switch
             assert response.status_code == 200, path
             assert "You are signed in as" in response.content.decode(), path
         elif name == "reauthenticate" and gate is policy.Gate.SETUP:

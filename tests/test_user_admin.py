@@ -1,4 +1,4 @@
-"""Clinic admins manage users: the Users menu, the user list and the user view page (issue 4)."""
+"""Clinic admins manage users: the Users menu, the user list and the user view page."""
 
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -378,7 +378,7 @@ def test_operator_without_a_clinic_is_refused(client, db, enrol):
     assert client.get(reverse("user_list")).status_code == 403
 
 
-# --- issue 15, item 7: what the list says while searching and paging ----------
+# --- what the list says while searching and paging ----------
 
 
 def test_a_search_says_how_many_users_it_found_and_offers_to_clear_it(admin_client, user_factory):

@@ -1,4 +1,4 @@
-"""An admin disables a user's 2FA from the user view page (issue 4, points 3 and 4)."""
+"""An admin disables a user's 2FA from the user view page."""
 
 import re
 
@@ -189,7 +189,7 @@ def test_an_admin_cannot_disable_their_own_2fa_here(admin_client, clinic_admin):
 def test_another_admin_of_the_same_clinic_can_reset_a_locked_out_admin(
     admin_client, clinic_admin, user_factory, enrol
 ):
-    """Issue 4, point 6: an admin who lost phone and codes is reset by a colleague."""
+    """An admin who lost phone and codes is reset by a colleague."""
     colleague = user_factory(role=User.Role.CLINIC_ADMIN, username="second.admin")
     enrol(colleague, http_client=Client())
 

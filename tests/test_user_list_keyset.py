@@ -1,4 +1,4 @@
-"""The Users list finds deep pages by key, not OFFSET (issue 16): the same rows, in the same order."""
+"""The Users list finds deep pages by key, not OFFSET: the same rows, in the same order."""
 
 import pytest
 from django.db import connection

@@ -1,4 +1,4 @@
-"""The user list and the view page cost a fixed number of queries (issue 4, point 7)."""
+"""The user list and the view page cost a fixed number of queries."""
 
 import pytest
 from django.db import connection
@@ -14,7 +14,7 @@ from tests.conftest import Browser
 # of users), 6 filtered or searched (the list's count and the clinic's 2FA counts differ),
 # view page 5. One spare for the session's once-a-minute last-seen write.
 LIST_BUDGET = 7
-DETAIL_BUDGET = 7  # 6, plus one for "Where they are signed in" (issue 13)
+DETAIL_BUDGET = 7  # 6, plus one for "Where they are signed in"
 
 
 def add_members(clinic, count: int) -> list[User]:

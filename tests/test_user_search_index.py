@@ -1,4 +1,4 @@
-"""The Users search reads one column that one trigram index covers (issue 16, part 3).
+"""The Users search reads one column that one trigram index covers.
 
 At a million users the bench shows PostgreSQL ANDing the clinic's index with this one
 (bench/results/plan-1000000-users-search.txt); these tests keep the search's SQL and the

@@ -1,4 +1,4 @@
-"""The member page's invitation, role and account sections (issue 17)."""
+"""The member page's invitation, role and account sections."""
 
 from django.utils import timezone
 

@@ -1,4 +1,4 @@
-"""Membership rules (issue 17): invitations, password reset, deactivation and roles.
+"""Membership rules: invitations, password reset, deactivation and roles.
 
 Plain functions that never see the request: the views pass the client address
 (for the audit log) and the site's base URL (for links in e-mails). Each one runs

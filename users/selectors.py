@@ -189,7 +189,7 @@ def user_rows(members: QuerySet[User]) -> list[dict]:
     """A page of the Users list (user_page's object_list) as plain values, ready to show, in one query.
 
     Read as dicts rather than as 50 model instances whose methods, filters and includes the
-    template would call row by row: the page's Python was most of its time (issue 16, `make bench`
+    template would call row by row: the page's Python was most of its time (`make bench`
     part 3). The keys the template's includes read (pk, is_active, has_usable_password) are the
     model's own names.
     """

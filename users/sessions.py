@@ -17,7 +17,7 @@ model instance, its save() in a transaction, and for a delete a lookup first.
 import re
 
 from asgiref.sync import sync_to_async
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
+from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -25,8 +25,8 @@ from django.utils import timezone
 from .models import UserSession
 
 
-# The keys Django makes: 32 characters of its session alphabet (get_random_string(32, VALID_KEY_CHARS)).
-SESSION_KEY_PATTERN = re.compile(rf"[{re.escape(VALID_KEY_CHARS)}]{{32}}")
+# The keys Django makes: 32 characters of lowercase letters and digits (SessionBase._get_new_session_key).
+SESSION_KEY_PATTERN = re.compile(r"[a-z0-9]{32}")
 
 
 def is_session_key(value: str | None) -> bool:

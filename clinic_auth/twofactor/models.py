@@ -32,7 +32,7 @@ class AuditEvent(models.Model):
         SIGNED_OUT_FOR_SWITCH = "signed_out_switch", "Signed out when someone else signed in"
         SESSIONS_ENDED_BY_ADMIN = "sessions_ended_admin", "Sessions ended by an admin"
         REAUTH_FAILED = "reauth_failed", "Confirm it's you failed"
-        # Membership (issue 17): invitations, password reset, leavers and roles.
+        # Membership: invitations, password reset, leavers and roles.
         INVITED = "invited", "Member invited"
         INVITATION_RESENT = "invitation_resent", "Invitation resent"
         INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"

@@ -1,4 +1,4 @@
-"""Issue 17 under real parallel HTTP (gunicorn, 4 workers, PostgreSQL).
+"""Membership under real parallel HTTP (gunicorn, 4 workers, PostgreSQL).
 
 Deactivating a member ends every one of their sessions at once, whichever worker
 serves them next; and two admins deactivating or demoting each other at the same

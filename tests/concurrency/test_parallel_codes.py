@@ -1,4 +1,4 @@
-"""Issue 5, points 1, 2 and 10: throttling and one-time codes hold under real parallel requests.
+"""Throttling and one-time codes hold under real parallel requests.
 
 gunicorn runs 4 worker processes against PostgreSQL (see conftest.py); each
 test logs in several independent sessions through /accounts/login/, then
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.concurrency
 
 CHALLENGE = "/accounts/two-factor/"
 REPLAYED = "already been used"
-INCORRECT_PASSWORD = str(LoginForm.error_messages["invalid_login"])  # gettext_lazy since issue 12
+INCORRECT_PASSWORD = str(LoginForm.error_messages["invalid_login"])  # a gettext_lazy string
 PASSWORD_THROTTLED = str(LoginForm.error_messages["throttled"]).split("{")[0]
 
 

@@ -1,4 +1,4 @@
-"""Issue 11, item 1: two browsers setting up one account at the same instant; exactly one wins.
+"""Two browsers setting up one account at the same instant; exactly one wins.
 
 Each browser has its own secret (bound to its session). Both submit a valid
 code from their own secret at once, against 4 gunicorn workers on PostgreSQL.

@@ -1,4 +1,4 @@
-"""Issue 14, point 4: one admin-issued one-time sign-in code, submitted from several sessions at
+"""One admin-issued one-time sign-in code, submitted from several sessions at
 once across gunicorn's 4 worker processes, signs in exactly one of them."""
 
 from __future__ import annotations

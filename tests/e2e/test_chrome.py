@@ -1,4 +1,4 @@
-"""Issue 15, item 10: spacing and the page chrome, measured in the browser at both widths."""
+"""Spacing and the page chrome, measured in the browser at both widths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 15, item 5: every error a browser can reach is the app's own page with a way back,
+"""Every error a browser can reach is the app's own page with a way back,
 at both widths, checked like every other page (axe-core, no sideways scroll, screenshot)."""
 
 from __future__ import annotations

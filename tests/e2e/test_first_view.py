@@ -1,4 +1,4 @@
-"""Issue 15, item 1: a page opens at its own title, not scrolled to a code box further down."""
+"""A page opens at its own title, not scrolled to a code box further down."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 17 in the browser: an invitation into forced 2FA set-up, a forgotten password that still
+"""Membership in the browser: an invitation into forced 2FA set-up, a forgotten password that still
 asks for the code, a leaver switched off at once, and the same with the keyboard alone."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 12: passkeys and security keys in Chromium, with the DevTools protocol's virtual authenticator.
+"""Passkeys and security keys in Chromium, with the DevTools protocol's virtual authenticator.
 
 The authenticator is a CTAP2 platform authenticator ("internal" transport) with user
 verification, so Chromium runs the real WebAuthn ceremony against the served app.

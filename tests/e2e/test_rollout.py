@@ -1,4 +1,4 @@
-"""Issue 14 in the browser: readiness and the count before Save, the grace banner, and the
+"""Staged rollout in the browser: readiness and the count before Save, the grace banner, and the
 one-time sign-in code from issue to a new authenticator. Every page is axe-core checked."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 15, item 8: setting up 2FA on the phone that will hold the authenticator app, and
+"""Setting up 2FA on the phone that will hold the authenticator app, and
 a QR code whose squares are all the same whole number of pixels."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def test_setup_on_a_phone_and_on_a_computer(new_page, app_server, width):
 
 
 def check_recovery_codes_page(page, *, username: str, codes: list[str]) -> None:
-    """Issue 15, item 9: the codes say whose they are, on paper and in the file; Continue asks first."""
+    """The codes say whose they are, on paper and in the file; Continue asks first."""
     owner = page.get_by_text(re.compile(rf"^ClinicAuth · Pocket Phone Clinic · {username} · created \d"))
     expect(owner).to_be_visible()
     page.emulate_media(media="print")

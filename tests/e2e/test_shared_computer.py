@@ -1,4 +1,4 @@
-"""Issue 13 in Chromium: switching user on a shared computer, "Confirm it's you", the idle warning."""
+"""Shared computers in Chromium: switching user on a shared computer, "Confirm it's you", the idle warning."""
 
 from __future__ import annotations
 

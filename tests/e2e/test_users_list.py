@@ -1,4 +1,4 @@
-"""Issue 15, item 6: the Users list and the Audit Log on a phone and on a desktop.
+"""The Users list and the Audit Log on a phone and on a desktop.
 
 On a phone each user is a card with name, role, 2FA status and View, and nothing scrolls
 sideways (check_page fails a page, or a table inside it, that does; tests/e2e/test_every_page.py

@@ -1,4 +1,4 @@
-"""One stored search column and one trigram index for the Users search (issue 16, part 3).
+"""One stored search column and one trigram index for the Users search.
 
 Before, the search ORed four fragments (username, first name, last name, email),
 each with its own trigram index (0003). At 1,000,000 users PostgreSQL judged

@@ -1,4 +1,4 @@
-"""The Users search column stored in upper case (issue 16, part 3).
+"""The Users search column stored in upper case.
 
 The search used to compare UPPER(search_text) with the upper-cased word. When PostgreSQL reads
 the clinic's rows and filters them (at a million users it does so for some ANALYZE samples), the
