@@ -7,6 +7,9 @@ from django.utils.translation import gettext_lazy as _
 from clinic_auth.twofactor import texts
 from clinic_auth.passwords import PasswordAttemptsThrottled
 
+from clinics.forms import TIME_ZONE_CHOICES
+from clinics.models import Clinic, default_time_zone
+
 from .models import User
 from .selectors import SORTS
 
@@ -95,24 +98,31 @@ class InviteMemberForm(forms.Form):
         cleaned = super().clean()
         if self.errors.get("username") or "email" not in cleaned:
             return cleaned
-        chosen = (cleaned.get("username") or "").strip()
-        username = chosen or cleaned["email"]
-        field_name = "username" if chosen else "email"
-        try:
-            for validator in User._meta.get_field("username").validators:
-                validator(username)
-        except forms.ValidationError as error:
-            self.add_error(field_name, error)
-            return cleaned
-        if chosen:
-            if User.objects.filter(username__iexact=chosen).exists():
-                self.add_error("username", forms.ValidationError(USERNAME_UNAVAILABLE, code="username_unavailable"))
-        else:
-            # The address as username is taken (in another clinic, or chosen by someone): a free
-            # variant of it, so the answer says nothing about who else has an account.
-            username = available_username(username)
-        cleaned["username"] = username
+        username = username_for(self, chosen=cleaned.get("username"), email=cleaned["email"], fields=("username", "email"))
+        if username is not None:
+            cleaned["username"] = username
         return cleaned
+
+
+def username_for(form: forms.Form, *, chosen: str | None, email: str, fields: tuple[str, str]) -> str | None:
+    """The new account's username: the one chosen, or else the e-mail address (a free variant of it
+    when taken, so the answer says nothing about who else has an account). None, with the error on
+    the form's field (`fields`: the username's, the e-mail's), when it cannot be used."""
+    chosen = (chosen or "").strip()
+    username = chosen or email
+    field_name = fields[0] if chosen else fields[1]
+    try:
+        for validator in User._meta.get_field("username").validators:
+            validator(username)
+    except forms.ValidationError as error:
+        form.add_error(field_name, error)
+        return None
+    if not chosen:
+        return available_username(username)
+    if User.objects.filter(username__iexact=chosen).exists():
+        form.add_error(field_name, forms.ValidationError(USERNAME_UNAVAILABLE, code="username_unavailable"))
+        return None
+    return chosen
 
 
 USERNAME_UNAVAILABLE = _("This username is not available. Choose another.")
@@ -157,3 +167,58 @@ class NewPasswordForm(SetPasswordForm):
         self.password_rules = password_validation.password_validators_help_text_html()
         self.fields["new_password1"].help_text = ""
         self.fields["new_password1"].widget.attrs["aria-describedby"] = "password-rules"
+
+
+class ClinicCreateForm(forms.ModelForm):
+    """A new clinic and its first clinic admin, who is invited by e-mail (`manage.py create_clinic`,
+    and the Django admin's Add clinic page)."""
+
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        choices=TIME_ZONE_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": _("Unknown time zone: %(value)s. Use a name such as Europe/Paris.")},
+        help_text=_("Leave empty for the server's default."),
+    )
+    admin_email = forms.EmailField(label=_("First clinic admin's email"), max_length=254)
+    admin_username = forms.CharField(
+        label=_("First clinic admin's username"),
+        max_length=150,
+        required=False,
+        help_text=_("Leave empty to use the email address."),
+    )
+    admin_first_name = forms.CharField(label=_("First clinic admin's first name"), max_length=150, required=False)
+    admin_last_name = forms.CharField(label=_("First clinic admin's last name"), max_length=150, required=False)
+
+    class Meta:
+        model = Clinic
+        fields = ["name", "address", "phone", "time_zone"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        existing = Clinic.objects.filter(name__iexact=name).values_list("name", flat=True).first()
+        if existing is not None:
+            raise forms.ValidationError(_("A clinic named %(name)s already exists."), params={"name": existing}, code="duplicate_name")
+        return name
+
+    def clean_time_zone(self) -> str:
+        return self.cleaned_data.get("time_zone") or default_time_zone()
+
+    def clean_admin_email(self) -> str:
+        # Checked across every clinic: the operator sees them all, and an address in use is most often
+        # a second run of the same command.
+        email = User.objects.normalize_email(self.cleaned_data["admin_email"]).strip()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("An account with this email address already exists."), code="duplicate_email")
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors.get("admin_username") or "admin_email" not in cleaned:
+            return cleaned
+        username = username_for(
+            self, chosen=cleaned.get("admin_username"), email=cleaned["admin_email"], fields=("admin_username", "admin_email")
+        )
+        if username is not None:
+            cleaned["admin_username"] = username
+        return cleaned

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.urls import reverse
@@ -48,8 +49,8 @@ def invitation_token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _issue_invitation(*, member: User, invited_by: User, base_url: str) -> Invitation:
-    """Revoke any open invitation of the member, then create and e-mail a new one."""
+def _issue_invitation(*, member: User, invited_by: User | None, base_url: str) -> tuple[Invitation, str]:
+    """Revoke any open invitation of the member, then create and e-mail a new one: (it, its link)."""
     now = timezone.now()
     Invitation.objects.filter(user=member, accepted_at=None, revoked_at=None).update(revoked_at=now)
     token = secrets.token_urlsafe(32)
@@ -60,6 +61,7 @@ def _issue_invitation(*, member: User, invited_by: User, base_url: str) -> Invit
         created_at=now,
         expires_at=now + INVITATION_LIFETIME,
     )
+    link = base_url + reverse("invitation_accept", args=[token])
     queue_email(
         to=member.email,
         template="users/email/invitation",
@@ -67,11 +69,11 @@ def _issue_invitation(*, member: User, invited_by: User, base_url: str) -> Invit
             "member": member,
             "invited_by": invited_by,
             "clinic": member.clinic,
-            "link": base_url + reverse("invitation_accept", args=[token]),
+            "link": link,
             "expires_at": invitation.expires_at,
         },
     )
-    return invitation
+    return invitation, link
 
 
 @transaction.atomic
@@ -103,6 +105,43 @@ def member_invite(
     return member
 
 
+@dataclass(frozen=True)
+class ClinicCreated:
+    clinic: Clinic
+    admin: User
+    link: str  # the admin's single-use set-password link, also e-mailed to them
+    expires_at: datetime
+
+
+@transaction.atomic
+def clinic_create(
+    *,
+    clinic: Clinic,
+    admin_email: str,
+    admin_username: str,
+    admin_first_name: str = "",
+    admin_last_name: str = "",
+    actor: User | None,
+    base_url: str,
+    ip: str | None,
+) -> ClinicCreated:
+    """Save a new clinic and create its first clinic admin, invited like any member: all or nothing."""
+    clinic.save()
+    admin = User(
+        clinic=clinic,
+        username=admin_username,
+        email=admin_email,
+        first_name=admin_first_name,
+        last_name=admin_last_name,
+        role=User.Role.CLINIC_ADMIN,
+    )
+    admin.set_unusable_password()
+    admin.save()
+    invitation, link = _issue_invitation(member=admin, invited_by=actor, base_url=base_url)
+    _audit(AuditEvent.Action.INVITED, actor=actor, target=admin, ip=ip, detail=admin.get_role_display())
+    return ClinicCreated(clinic=clinic, admin=admin, link=link, expires_at=invitation.expires_at)
+
+
 @transaction.atomic
 def invitation_resend(*, member: User, actor: User, base_url: str, ip: str | None) -> Invitation:
     """A new link (the old one stops working), for a member who has not set a password yet."""
@@ -111,7 +150,7 @@ def invitation_resend(*, member: User, actor: User, base_url: str, ip: str | Non
         raise MembershipRefused(_("%(name)s has already accepted their invitation.") % {"name": member.display_name})
     if not member.is_active:
         raise MembershipRefused(_("Reactivate %(name)s before inviting them again.") % {"name": member.display_name})
-    invitation = _issue_invitation(member=member, invited_by=actor, base_url=base_url)
+    invitation, _link = _issue_invitation(member=member, invited_by=actor, base_url=base_url)
     _audit(AuditEvent.Action.INVITATION_RESENT, actor=actor, target=member, ip=ip)
     return invitation
 
