@@ -5,23 +5,35 @@ BIN := $(VENV)/bin
 HOST ?= localhost
 PORT ?= 8000
 
-.PHONY: run test install migrate seed e2e concurrency check clean bench bench-smoke test-postgres test-concurrency
+.PHONY: run test install install-dev migrate seed e2e concurrency check clean bench bench-smoke test-postgres test-concurrency
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# What running needs (`make run`, production); the test tools (pytest, Playwright, Hypothesis, ...) only with `make test`.
+$(VENV)/.installed-app: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-app
+install-dev: $(VENV)/.installed
 
 migrate: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 
+# The demo clinics and accounts go only into an empty database (a restart changes nothing); DEMO=0 loads none.
+DEMO ?= 1
 seed: migrate
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
+ifeq ($(DEMO),0)
+	@echo "== DEMO=0: no demo data loaded"
+else
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo --if-empty
+endif
 
 run: seed
 	DEBUG=$${DEBUG:-1} EMAIL_QUEUE=$${EMAIL_QUEUE:-off} SITE_URL=$${SITE_URL:-http://$(HOST):$(PORT)} $(BIN)/python manage.py runserver $(HOST):$(PORT)
@@ -29,7 +41,7 @@ run: seed
 # The non-browser suites run on every core (pytest-xdist; each file stays on one worker, so a file's
 # shared server fixtures start once): on a slow 2-core machine each took 5-8 minutes alone.
 XDIST ?= -n auto --dist loadfile
-test: install
+test: install-dev
 	$(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke"
 	@test -f node_modules/axe-core/axe.min.js || { echo "== npm ci (axe-core for the accessibility checks)"; npm ci --no-audit --no-fund --silent; }
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
@@ -37,11 +49,11 @@ test: install
 # The same non-browser suite against PostgreSQL (psycopg 3); Django creates and drops test_$(PG_DB).
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 PG_DB ?= clinicauth_ci
-test-postgres: install
+test-postgres: install-dev
 	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke"
 
 # Real parallel HTTP against gunicorn (4 workers) on a fresh PostgreSQL database; prints the counts.
-test-concurrency: install
+test-concurrency: install-dev
 	$(BIN)/python -m pytest -q -m concurrency tests/concurrency -s
 
 # The benchmark (docs/benchmark.md): tables on stdout, JSON in bench/results/latest.json.
@@ -51,12 +63,12 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@
 
-bench: install $(VENV)/.bench-installed
+bench: install-dev $(VENV)/.bench-installed
 	@command -v wrk >/dev/null 2>&1 || { echo "== installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	DEBUG=0 LOG_LEVEL=WARNING PYTHONWARNINGS="ignore:No directory at" $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # The benchmark's --smoke run as a test (tests/test_bench_smoke.py, under 60 s): PostgreSQL, wrk, the peers.
-bench-smoke: install $(VENV)/.bench-installed
+bench-smoke: install-dev $(VENV)/.bench-installed
 	@command -v wrk >/dev/null 2>&1 || { echo "== installing wrk"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m pytest -q -m bench_smoke tests/test_bench_smoke.py
 

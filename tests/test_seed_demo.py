@@ -137,16 +137,52 @@ def test_readme_starts_with_make_run_and_make_test_then_accounts_then_configurat
         assert re.search(rf"\| `{username}`\s*\| {clinic_name}\s*\|", accounts), username
 
 
-def test_make_run_installs_migrates_seeds_and_serves_on_port_8000():
+def make_dry_run(*args: str) -> str:
     if shutil.which("make") is None:  # pragma: no cover - depends on the machine
         pytest.skip("make is not installed")
-    result = subprocess.run(
-        ["make", "-n", "-B", "run"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30
-    )
+    result = subprocess.run(["make", "-n", "-B", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    steps = result.stdout
-    wanted = ["-m venv .venv", "pip install --quiet -e '.[dev]'", "manage.py migrate", "manage.py seed_demo",
-              "manage.py runserver localhost:8000"]  # localhost: a valid relying-party ID for passkeys
-    positions = [steps.find(step) for step in wanted]
+    return result.stdout
+
+
+def test_make_run_installs_what_running_needs_migrates_seeds_an_empty_database_and_serves_on_port_8000():
+    steps = make_dry_run("run")
+    wanted = ["-m venv .venv", "pip install --quiet -e .\n", "manage.py migrate", "manage.py seed_demo --if-empty",
+              "SITE_URL=${SITE_URL:-http://localhost:8000}", "manage.py runserver localhost:8000"]
+    positions = [steps.find(step) for step in wanted]  # localhost: a valid relying-party ID for passkeys
     assert -1 not in positions, steps
     assert positions == sorted(positions), steps
+    assert "[dev]" not in steps  # the test tools come with `make test`
+    assert "pip install --quiet -e '.[dev]'" in make_dry_run("test")
+
+
+def test_make_run_on_another_port_serves_there_with_the_passkey_origin_following_it():
+    steps = make_dry_run("run", "PORT=8765", "HOST=127.0.0.1")
+    assert "SITE_URL=${SITE_URL:-http://127.0.0.1:8765}" in steps and "runserver 127.0.0.1:8765" in steps
+
+
+def test_make_run_with_demo_0_loads_no_demo_data():
+    steps = make_dry_run("run", "DEMO=0")
+    assert "seed_demo" not in steps and "manage.py migrate" in steps and "runserver" in steps
+
+
+@pytest.mark.django_db
+def test_if_empty_leaves_a_database_in_use_untouched(client):
+    seed("--if-empty")
+    staff = User.objects.get(username="demo-staff")
+    staff.set_password("the staff member's own phrase 9")
+    staff.save()
+    browser = Client()
+    assert browser.post(reverse("login"), {"username": "demo-staff", "password": "the staff member's own phrase 9"}).status_code == 302
+    out = seed("--if-empty")
+    assert "demo data not loaded, nothing changed" in out
+    assert browser.get(reverse("home")).status_code == 200  # still signed in
+    assert can_log_in("demo-staff", "the staff member's own phrase 9")
+    assert not can_log_in("demo-staff", documented_default_password())
+
+
+@pytest.mark.django_db
+def test_if_empty_loads_nothing_next_to_a_real_clinic(clinic_factory):
+    clinic_factory(name="Riverside Physio")
+    seed("--if-empty")
+    assert not User.objects.exists() and list(Clinic.objects.values_list("name", flat=True)) == ["Riverside Physio"]

@@ -23,12 +23,21 @@ class Command(BaseCommand):
             default=DEFAULT_PASSWORD,
             help=f"Password for every demo account (default: {DEFAULT_PASSWORD}).",
         )
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="Load the demo only into a database with no clinic and no user (what `make run` does), "
+            "so a restart never resets a password or signs anyone out.",
+        )
 
     @transaction.atomic
-    def handle(self, *args, password: str, **options):
+    def handle(self, *args, password: str, if_empty: bool, **options):
         if not password:
             self.stderr.write("The password must not be empty.")
             raise SystemExit(2)
+        if if_empty and (Clinic.objects.exists() or User.objects.exists()):
+            self.stdout.write("The database already has clinics or users: demo data not loaded, nothing changed.")
+            return
         rows = []
         for clinic_name, username, first, last, role in DEMO_ACCOUNTS:
             clinic, _ = Clinic.objects.get_or_create(name=clinic_name)
