@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "clinic_auth.logcontext.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
@@ -192,7 +193,9 @@ CLINICAUTH_SETUP_TIMEOUT = env.int("SETUP_TIMEOUT", default=10 * 60)
 CLINICAUTH_RECOVERY_CODE_COUNT = 10
 # Fernet keys for TOTP secrets at rest, comma-separated; the first encrypts, all decrypt.
 # Without it, a key is derived from SECRET_KEY (fine for development, see README).
-CLINICAUTH_TOTP_ENCRYPTION_KEYS = env_list("TOTP_ENCRYPTION_KEYS", "") or [
+CLINICAUTH_TOTP_ENCRYPTION_KEYS = env_list("TOTP_ENCRYPTION_KEYS", "")
+CLINICAUTH_TOTP_KEY_FROM_SECRET_KEY = not CLINICAUTH_TOTP_ENCRYPTION_KEYS  # `check --deploy` warns of it
+CLINICAUTH_TOTP_ENCRYPTION_KEYS = CLINICAUTH_TOTP_ENCRYPTION_KEYS or [
     base64.urlsafe_b64encode(hashlib.sha256(b"clinicauth-totp-key:" + SECRET_KEY.encode()).digest()).decode()
 ]
 # Passkeys and security keys (django-otp-webauthn), as a second factor only. The relying-party ID
@@ -272,6 +275,7 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if HTTPS:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # a load balancer may probe a node over plain HTTP
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 60 * 60)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -280,11 +284,25 @@ if HTTPS:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# Security events go to the logger "clinicauth.security" as one JSON line each (docs/operations.md).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_context": {"()": "clinic_auth.logcontext.RequestContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "security": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_context"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"clinicauth.security": {"handlers": ["security"], "level": "INFO", "propagate": False}},
 }
 
 # Serve static files from the app folders too, so `make run` and tests need no collectstatic.

@@ -411,6 +411,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.db'}",
         "ALLOWED_HOSTS": "clinic.example",
         "SITE_URL": "https://clinic.example",
+        "TOTP_ENCRYPTION_KEYS": "n2Jq1VWq0m4Ex9I8nB1XlKj0-3e2c7Ue8PpEgPxs3QU=",  # a Fernet key, not one from SECRET_KEY
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

@@ -1,6 +1,12 @@
+from cryptography.fernet import InvalidToken
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
+
+from . import crypto
+from .totp.models import EncryptedTOTPDevice
 
 AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
 LOGIN_REQUIRED = "django.contrib.auth.middleware.LoginRequiredMiddleware"
@@ -30,3 +36,52 @@ def _position(middleware: list[str], required: str) -> int | None:
         except (ImportError, TypeError):  # TypeError: a middleware that is a function, not a class
             continue
     return None
+
+
+KEYS_HINT = (
+    "Set TOTP_ENCRYPTION_KEYS to the key(s) the secrets were encrypted with (docs/operations.md, "
+    "Backup); without them those users' authenticator apps cannot be used again: reset their 2FA with "
+    "`manage.py reset_2fa USERNAME` and they set it up anew."
+)
+
+
+@register(deploy=True)
+def check_totp_secrets_decrypt(app_configs, **kwargs):
+    """Every stored authenticator secret decrypts with TOTP_ENCRYPTION_KEYS: found at `check --deploy`
+    and when gunicorn starts (gunicorn.conf.py), never as a 500 at someone's sign-in."""
+    try:
+        cipher = crypto.cipher()
+    except ImproperlyConfigured as error:
+        return [Error(str(error), hint="Each key is 44 characters of URL-safe base64 (docs/operations.md).", id="twofactor.E010")]
+    found = []
+    if settings.CLINICAUTH_TOTP_KEY_FROM_SECRET_KEY:
+        found.append(
+            Warning(
+                "TOTP_ENCRYPTION_KEYS is not set: authenticator secrets are encrypted with a key derived from "
+                "SECRET_KEY, so changing SECRET_KEY makes every authenticator app unusable.",
+                hint="Set TOTP_ENCRYPTION_KEYS and run `manage.py rotate_totp_keys` (docs/operations.md).",
+                id="twofactor.W011",
+            )
+        )
+    unreadable, total = [], 0
+    try:
+        rows = EncryptedTOTPDevice.objects.values_list("user__username", "encrypted_key").iterator(chunk_size=2000)
+        for username, token in rows:
+            total += 1
+            try:
+                cipher.decrypt(token.encode())
+            except InvalidToken:
+                unreadable.append(username)
+    except DatabaseError:  # no tables yet (before the first migrate): nothing stored to check
+        return found
+    if unreadable:
+        shown = ", ".join(sorted(set(unreadable))[:10]) + (", ..." if len(set(unreadable)) > 10 else "")
+        found.append(
+            Error(
+                f"{len(unreadable)} of {total} stored authenticator secrets cannot be decrypted with "
+                f"TOTP_ENCRYPTION_KEYS (users: {shown}).",
+                hint=KEYS_HINT,
+                id="twofactor.E011",
+            )
+        )
+    return found
