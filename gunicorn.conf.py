@@ -29,6 +29,9 @@ max_requests_jitter = 2000
 # With no trusted proxy, no client may claim HTTPS or another address through headers.
 if int(os.environ.get("TRUSTED_PROXY_COUNT", "0")) > 0:
     forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    # Only the header the proxy sets (deploy/nginx/clinicauth.conf); X-Forwarded-Ssl and the like
+    # would pass through from the client.
+    secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 else:
     forwarded_allow_ips = ""
     # Gunicorn maps these headers to wsgi.url_scheme itself; with no proxy, ignore them all.
@@ -39,6 +42,9 @@ else:
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+# No control socket (gunicorn's $HOME/.gunicorn/gunicorn.ctl): nothing here uses it, and under
+# systemd's ProtectHome it cannot be made.
+control_socket_disable = True
 
 
 

@@ -7,6 +7,7 @@ else in the code reads the environment. Booleans are read one way everywhere (dj
 
 import base64
 import hashlib
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -240,6 +241,10 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CLINICAUTH_EMAIL_QUEUE = env.bool("EMAIL_QUEUE", default=True)
 MAILER_EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_BACKEND = "mailer.backend.DbBackend" if CLINICAUTH_EMAIL_QUEUE else MAILER_EMAIL_BACKEND
+# A failed send is deferred; `manage.py cleanup` queues it again, at most this many times.
+MAILER_EMAIL_MAX_RETRIES = 10
+# django-mailer's lock file, by default in the working directory (the read-only code folder in production).
+MAILER_LOCK_PATH = env.str("MAILER_LOCK_PATH", default=str(Path(tempfile.gettempdir()) / "clinicauth_send_mail"))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -103,3 +103,21 @@ def test_without_2fa_the_password_completes_the_sign_in(staff):
     c = Browser()
     c.post(reverse("login"), {"username": staff.username, "password": PASSWORD})
     assert UserSession.objects.get(session_key=c.session.session_key).completed_at is not None
+
+
+def test_cleanup_queues_failed_mail_again_a_limited_number_of_times(settings):
+    from mailer import models as mailer_models
+
+    settings.MAILER_EMAIL_MAX_RETRIES = 2
+    failed = mailer_models.make_message(subject="Invitation", body="b", from_email="a@example.com", to=["b@example.com"])
+    failed.priority = mailer_models.PRIORITY_DEFERRED  # what runmailer does when the mail server refuses
+    failed.save()
+    assert "failed e-mails: 1 queued again" in cleanup()
+    failed.refresh_from_db()
+    assert failed.priority == mailer_models.PRIORITY_MEDIUM and failed.retry_count == 1
+    for expected_retry_count in (2, 2):  # deferred again twice: the second time it is left alone
+        mailer_models.Message.objects.filter(pk=failed.pk).update(priority=mailer_models.PRIORITY_DEFERRED)
+        cleanup()
+        failed.refresh_from_db()
+        assert failed.retry_count == expected_retry_count
+    assert failed.priority == mailer_models.PRIORITY_DEFERRED

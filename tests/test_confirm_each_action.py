@@ -18,7 +18,7 @@ from clinic_auth.twofactor import devices
 from clinic_auth.twofactor import session as twofa_session
 from clinic_auth.twofactor.models import EncryptedTOTPDevice
 from tests.conftest import PASSWORD, Browser, next_code
-from tests.test_shared_computer import CONFIRM, asked_to_confirm, later
+from tests.test_shared_computer import asked_to_confirm, later
 from users.models import Invitation, User, UserSession
 
 

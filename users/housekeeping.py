@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db.models import Exists, OuterRef, Q
-from mailer.models import MessageLog
+from mailer.models import Message, MessageLog
 
 from clinic_auth.twofactor.totp import services as totp_services
 
@@ -45,3 +45,9 @@ def housekeeping_run(*, now: datetime) -> dict[str, int]:
         "unfinished 2FA set-ups": setups,
         "sent e-mail log entries": sent_mail,
     }
+
+
+def mail_failed_requeue() -> int:
+    """Put the e-mails whose send failed (the mail server was down) back in the queue, each at most
+    MAILER_EMAIL_MAX_RETRIES times: runmailer sends only what is not deferred. Returns how many."""
+    return Message.objects.retry_deferred()
