@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= localhost
 PORT ?= 8000
 
-.PHONY: run test install install-dev migrate seed e2e concurrency check clean bench bench-smoke test-postgres test-concurrency
+.PHONY: run test install install-dev migrate seed e2e concurrency check clean bench bench-smoke test-postgres test-concurrency test-cluster
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ run: seed
 # shared server fixtures start once): on a slow 2-core machine each took 5-8 minutes alone.
 XDIST ?= -n auto --dist loadfile
 test: install-dev
-	$(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke and not cluster"
 	@test -f node_modules/axe-core/axe.min.js || { echo "== npm ci (axe-core for the accessibility checks)"; npm ci --no-audit --no-fund --silent; }
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
@@ -50,7 +50,13 @@ test: install-dev
 PG_URL ?= postgres://postgres@127.0.0.1:5432
 PG_DB ?= clinicauth_ci
 test-postgres: install-dev
-	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke"
+	DATABASE_URL=$(PG_URL)/$(PG_DB) $(BIN)/python -m pytest -q $(XDIST) -m "not e2e and not concurrency and not bench_smoke and not cluster"
+
+# Two app nodes (the shipped gunicorn.conf.py) behind the shipped deploy/haproxy.cfg on a fresh
+# PostgreSQL database: every rule across nodes, and a node killed under load. Needs haproxy.
+test-cluster: install-dev
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { echo "== installing haproxy"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	$(BIN)/python -m pytest -q -m cluster tests/cluster -s
 
 # Real parallel HTTP against gunicorn (4 workers) on a fresh PostgreSQL database; prints the counts.
 test-concurrency: install-dev

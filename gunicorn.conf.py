@@ -51,14 +51,15 @@ control_socket_disable = True
 def on_starting(server):
     """Refuse to start when `manage.py check --deploy` finds an error, before any worker serves: above
     all a stored authenticator secret that TOTP_ENCRYPTION_KEYS cannot decrypt (one clear message
-    naming the variable, not a 500 at someone's sign-in). Takes about 30 s per million authenticators."""
-    import django
-    from django.core.management import call_command
-    from django.db import connections
+    naming the variable, not a 500 at someone's sign-in). Takes about 30 s per million authenticators.
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic_auth.settings")
-    django.setup()
-    try:
-        call_command("check", deploy=True, fail_level="ERROR")
-    finally:
-        connections.close_all()  # the workers are forked from this process: none may share its connection
+    In a process of its own: the workers are forked from this one, and must inherit no database
+    connection or connection pool from it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    manage = Path(__file__).resolve().with_name("manage.py")
+    checked = subprocess.run([sys.executable, str(manage), "check", "--deploy", "--fail-level", "ERROR"])
+    if checked.returncode != 0:
+        raise SystemExit(f"manage.py check --deploy failed (exit status {checked.returncode}): not starting.")

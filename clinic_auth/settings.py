@@ -136,6 +136,18 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # No JIT compilation: its estimate counts every per-row subquery of the Users page's counts at a
     # million users, and compiling then costs ~80 ms on a query that runs in a few (bench, part 3).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    # A connection pool per worker process (psycopg's, through Django): the threads of a worker share
+    # DB_POOL_MAX_SIZE connections, so a node holds workers x DB_POOL_MAX_SIZE, whatever its threads.
+    # Measured against a connection kept per thread in bench/pool_part.py (docs/operations.md).
+    DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=0)
+    if DB_POOL_MAX_SIZE > 0:
+        if DATABASES["default"]["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured("DB_POOL_MAX_SIZE replaces DB_CONN_MAX_AGE: set DB_CONN_MAX_AGE=0 (or unset it).")
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "users.User"
