@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= localhost
 PORT ?= 8000
 
-.PHONY: run test install install-dev migrate seed e2e concurrency check clean bench bench-smoke test-postgres test-concurrency test-cluster
+.PHONY: run test install install-dev migrate seed clean bench bench-smoke test-postgres test-concurrency test-cluster
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -2,7 +2,7 @@
 
 Every knob an operator may turn is an environment variable documented in README.md; nothing
 else in the code reads the environment. Booleans are read one way everywhere (django-environ):
-1, true, yes, on, in any case, are on; anything else, an empty value included, is off.
+1, true, yes, y, on, ok, in any case, are on; anything else, an empty value included, is off.
 """
 
 import base64

@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from pythonjsonlogger.json import JsonFormatter
 from django.core.management.base import SystemCheckError
 from django.db import OperationalError
@@ -84,8 +84,36 @@ def test_a_missing_key_is_one_clear_error_naming_the_variable_and_the_way_out(en
     with pytest.raises(SystemCheckError) as failed:
         deploy_check()
     message = str(failed.value)
-    assert "twofactor.E011" in message and "1 of 1 stored authenticator secrets cannot be decrypted" in message
-    assert "TOTP_ENCRYPTION_KEYS" in message and "staff" in message and "reset_2fa" in message
+    assert "twofactor.E011" in message and "cannot decrypt the authenticator app secret of 1 user(s) (1 stored): staff." in message
+    assert "TOTP_ENCRYPTION_KEYS" in message and "reset_2fa --undecryptable" in message
+
+
+def test_reset_2fa_undecryptable_resets_everyone_the_lost_key_locked_out_and_the_check_passes(
+    enrolled_staff, user_factory, enrol, settings
+):
+    others = [user_factory(username=f"nurse{n}") for n in range(12)]
+    for user in others:
+        enrol(user, http_client=Client())
+    keeps_key = user_factory(username="late")
+    settings.CLINICAUTH_TOTP_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    with pytest.raises(SystemCheckError) as failed:
+        deploy_check()
+    assert "of 13 user(s) (13 stored)" in str(failed.value) and "and 3 more" in str(failed.value)
+    enrol(keeps_key, http_client=Client())  # set up under the new key: it decrypts, and is kept
+    out = StringIO()
+    call_command("reset_2fa", "--undecryptable", stdout=out)
+    assert out.getvalue().count("Two-factor authentication reset for") == 13
+    assert "twofactor.E011" not in deploy_check()
+    from clinic_auth.twofactor import devices
+
+    assert devices.is_enrolled(keeps_key) and not devices.is_enrolled(enrolled_staff)
+    call_command("reset_2fa", "--undecryptable", stdout=out)
+    assert "nobody to reset" in out.getvalue()
+
+
+def test_reset_2fa_needs_a_username_or_undecryptable(db):
+    with pytest.raises(CommandError, match="at least one username"):
+        call_command("reset_2fa", stdout=StringIO())
 
 
 def test_the_old_key_listed_second_still_decrypts(enrolled_staff, settings):
@@ -191,3 +219,33 @@ def test_the_proxys_request_id_is_kept_only_behind_a_trusted_proxy(db, settings)
     settings.CLINICAUTH_TRUSTED_PROXY_COUNT = 1
     assert Client().get("/healthz", HTTP_X_REQUEST_ID=given).headers["X-Request-ID"] == given
     assert Client().get("/healthz", HTTP_X_REQUEST_ID="bad id\n").headers["X-Request-ID"] != "bad id\n"
+
+
+def test_secrets_the_database_role_may_not_read_are_an_error_not_a_silent_pass(enrolled_staff):
+    from django.db import ProgrammingError
+
+    refused = ProgrammingError("permission denied for table twofactor_encryptedtotpdevice")
+    with mock.patch("clinic_auth.twofactor.devices.undecryptable_totp_owners", side_effect=refused):
+        with pytest.raises(SystemCheckError) as failed:
+            deploy_check()
+    assert "twofactor.E012" in str(failed.value) and "permission denied" in str(failed.value)
+
+
+def test_deploy_manage_runs_manage_py_with_the_settings_file(tmp_path):
+    from tests.test_production_serving import PROJECT_ROOT
+
+    env_file = tmp_path / "env"
+    database = tmp_path / "from-env-file.db"
+    env_file.write_text(f'DEBUG=1\nDATABASE_URL=sqlite:///{database}\nDEFAULT_FROM_EMAIL="ClinicAuth <no-reply@clinic.example>"\n')
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
+    script = str(PROJECT_ROOT / "deploy" / "manage")
+    migrated = subprocess.run([script, "migrate", "-v0"], env={**clean, "CLINICAUTH_ENV": str(env_file)}, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    assert database.exists()  # the database the settings file names, not the default one
+    shown = subprocess.run(
+        [script, "shell", "-c", "from django.conf import settings; print(settings.DEFAULT_FROM_EMAIL)"],
+        env={**clean, "CLINICAUTH_ENV": str(env_file)}, capture_output=True, text=True,
+    )
+    assert shown.stdout.strip().endswith("ClinicAuth <no-reply@clinic.example>")
+    missing = subprocess.run([script, "check"], env={**clean, "CLINICAUTH_ENV": str(tmp_path / "none")}, capture_output=True, text=True)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr

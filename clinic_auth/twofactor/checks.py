@@ -1,11 +1,10 @@
-from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.db import DatabaseError, connections, router
 from django.utils.module_loading import import_string
 
-from . import crypto
+from . import crypto, devices
 from .totp.models import EncryptedTOTPDevice
 
 AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -40,8 +39,8 @@ def _position(middleware: list[str], required: str) -> int | None:
 
 KEYS_HINT = (
     "Set TOTP_ENCRYPTION_KEYS to the key(s) the secrets were encrypted with (docs/operations.md, "
-    "Backup); without them those users' authenticator apps cannot be used again: reset their 2FA with "
-    "`manage.py reset_2fa USERNAME` and they set it up anew."
+    "Backup). Without them those users' authenticator apps cannot be used again: "
+    "`manage.py reset_2fa --undecryptable` resets all of them, and they set 2FA up anew."
 )
 
 
@@ -50,7 +49,7 @@ def check_totp_secrets_decrypt(app_configs, **kwargs):
     """Every stored authenticator secret decrypts with TOTP_ENCRYPTION_KEYS: found at `check --deploy`
     and when gunicorn starts (gunicorn.conf.py), never as a 500 at someone's sign-in."""
     try:
-        cipher = crypto.cipher()
+        crypto.cipher()
     except ImproperlyConfigured as error:
         return [Error(str(error), hint="Each key is 44 characters of URL-safe base64 (docs/operations.md).", id="twofactor.E010")]
     found = []
@@ -63,23 +62,20 @@ def check_totp_secrets_decrypt(app_configs, **kwargs):
                 id="twofactor.W011",
             )
         )
-    unreadable, total = [], 0
+    table = EncryptedTOTPDevice._meta.db_table
+    using = router.db_for_read(EncryptedTOTPDevice)
     try:
-        rows = EncryptedTOTPDevice.objects.values_list("user__username", "encrypted_key").iterator(chunk_size=2000)
-        for username, token in rows:
-            total += 1
-            try:
-                cipher.decrypt(token.encode())
-            except InvalidToken:
-                unreadable.append(username)
-    except DatabaseError:  # no tables yet (before the first migrate): nothing stored to check
-        return found
+        if table not in connections[using].introspection.table_names():
+            return found  # before the first migrate: nothing stored to check
+        total, unreadable = devices.undecryptable_totp_owners()
+    except DatabaseError as error:  # a database that does not answer, or a role that may not read the table
+        return found + [Error(f"The stored authenticator secrets could not be read: {error}", id="twofactor.E012")]
     if unreadable:
-        shown = ", ".join(sorted(set(unreadable))[:10]) + (", ..." if len(set(unreadable)) > 10 else "")
+        shown = ", ".join(unreadable[:10]) + (f" and {len(unreadable) - 10} more" if len(unreadable) > 10 else "")
         found.append(
             Error(
-                f"{len(unreadable)} of {total} stored authenticator secrets cannot be decrypted with "
-                f"TOTP_ENCRYPTION_KEYS (users: {shown}).",
+                f"TOTP_ENCRYPTION_KEYS cannot decrypt the authenticator app secret of {len(unreadable)} user(s) "
+                f"({total} stored): {shown}.",
                 hint=KEYS_HINT,
                 id="twofactor.E011",
             )

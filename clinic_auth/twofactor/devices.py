@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import reduce
 from operator import or_
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import BooleanField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
@@ -22,6 +23,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from clinic_auth import rows
 
+from . import crypto
 from .models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice
 
 PRIMARY_METHODS = (EncryptedTOTPDevice, WebAuthnCredential)
@@ -153,6 +155,21 @@ def confirmed_device_for_update(model, user, *, lock_user: bool = False):
     )
     found = rows.fetch([model], sql, [user.pk], using=using)
     return found[0][0] if found else None
+
+
+def undecryptable_totp_owners() -> tuple[int, list[str]]:
+    """(how many authenticator apps are stored, the usernames of those whose secret does not decrypt
+    with TOTP_ENCRYPTION_KEYS): what `check --deploy` reports and `reset_2fa --undecryptable` resets."""
+    cipher = crypto.cipher()
+    total, owners = 0, set()
+    stored = EncryptedTOTPDevice.objects.values_list("user__username", "encrypted_key").iterator(chunk_size=2000)
+    for username, token in stored:
+        total += 1
+        try:
+            cipher.decrypt(token.encode())
+        except InvalidToken:
+            owners.add(username)
+    return total, sorted(owners)
 
 
 def recovery_device(user) -> RecoveryCodeDevice | None:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from clinic_auth.twofactor import policy, services
+from clinic_auth.twofactor import devices, policy, services
 from clinic_auth.twofactor.models import AuditEvent
 from users.models import User
 
@@ -12,9 +12,22 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("usernames", nargs="+", metavar="username")
+        parser.add_argument("usernames", nargs="*", metavar="username")
+        parser.add_argument(
+            "--undecryptable",
+            action="store_true",
+            help="Also every user whose authenticator app secret TOTP_ENCRYPTION_KEYS cannot decrypt "
+            "(after the key was lost; `check --deploy` reports them as twofactor.E011).",
+        )
 
-    def handle(self, *args, usernames: list[str], **options):
+    def handle(self, *args, usernames: list[str], undecryptable: bool, **options):
+        if undecryptable:
+            usernames = [*usernames, *devices.undecryptable_totp_owners()[1]]
+            if not usernames:
+                self.stdout.write("Every stored authenticator app secret decrypts: nobody to reset.")
+                return
+        elif not usernames:
+            raise CommandError("Name at least one username, or use --undecryptable.")
         unknown = []
         for username in usernames:
             try:
