@@ -34,10 +34,13 @@ def old_app(staff, enrol):
     return device
 
 
+SHOWN = re.compile(r'<p class="signin-code"[^>]*>(\d{4}) (\d{4})</p>')
+
+
 def issue(admin_client, member) -> str:
     response = admin_client.post(reverse("user_signin_code", args=[member.pk]))
-    assert response.status_code == 200
-    shown = re.search(r'<p class="signin-code"[^>]*>(\d{4}) (\d{4})</p>', response.content.decode())
+    assert response.status_code == 302 and response.url == reverse("user_signin_code", args=[member.pk]) + "?issued=1"
+    shown = SHOWN.search(admin_client.get(response.url).content.decode())
     return shown.group(1) + shown.group(2)
 
 
@@ -250,6 +253,27 @@ def test_issuing_asks_the_admin_to_confirm_it_is_them_first(admin_client, clinic
     assert not AdminIssuedCodeDevice.objects.exists()
     assert "issue a one-time sign-in code for Sam Staff" in admin_client.get(confirm).content.decode()
     done = admin_client.post(confirm, {"code": next_code(devices.confirmed_totp_device(clinic_admin))})
-    assert done.status_code == 200
-    assert re.search(r'<p class="signin-code"[^>]*>\d{4} \d{4}</p>', done.content.decode())
+    assert done.status_code == 302
+    assert SHOWN.search(admin_client.get(done.url).content.decode())
     assert AdminIssuedCodeDevice.objects.filter(user=staff, issued_by=clinic_admin).count() == 1
+
+
+def test_reloading_the_shown_code_issues_nothing_and_offers_a_new_one(admin_client, staff, old_app, login):
+    code = issue(admin_client, staff)
+    page = reverse("user_signin_code", args=[staff.pk]) + "?issued=1"
+    reloaded = admin_client.get(page).content.decode()
+    assert not SHOWN.search(reloaded) and code[:4] not in reloaded
+    assert "was shown once and is not shown again" in reloaded and ">Issue a new code</button>" in reloaded
+    assert AdminIssuedCodeDevice.objects.filter(user=staff).count() == 1
+    # The code read to the member before the reload still signs them in.
+    member = member_at_challenge(staff, login)
+    assert member.post(CHALLENGE, {"code": code}).status_code == 302
+
+
+def test_a_code_stashed_for_one_member_is_not_shown_on_anothers_page(admin_client, staff, user_factory, enrol, old_app):
+    other = user_factory(username="other")
+    enrol(other, http_client=Client())
+    response = admin_client.post(reverse("user_signin_code", args=[staff.pk]))
+    elsewhere = admin_client.get(reverse("user_signin_code", args=[other.pk]) + "?issued=1").content.decode()
+    assert not SHOWN.search(elsewhere)
+    assert SHOWN.search(admin_client.get(response.url).content.decode())  # still there for its member

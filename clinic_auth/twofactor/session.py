@@ -239,6 +239,27 @@ def take_codes_to_show(request: HttpRequest) -> tuple[list[str], str] | None:
     return crypto.decrypt(stashed["codes"]).decode().split("\n"), stashed["continue"]
 
 
+SHOW_SIGNIN_CODE_KEY = "clinicauth_2fa_show_signin_code"  # an issued one-time code, encrypted, until shown once
+
+
+def stash_signin_code_to_show(request: HttpRequest, *, member_pk: int, code: str, expires_at: datetime.datetime) -> None:
+    """Keep an issued one-time sign-in code (encrypted) until the next GET shows it once."""
+    request.session[SHOW_SIGNIN_CODE_KEY] = {
+        "member": member_pk,
+        "code": crypto.encrypt(code.encode()),
+        "expires_at": expires_at.isoformat(),
+    }
+
+
+def take_signin_code_to_show(request: HttpRequest, *, member_pk: int) -> tuple[str, datetime.datetime] | None:
+    """The code stashed for this member, removed as it is read: a reload shows nothing."""
+    stashed = request.session.get(SHOW_SIGNIN_CODE_KEY)
+    if not stashed or stashed["member"] != member_pk:
+        return None
+    del request.session[SHOW_SIGNIN_CODE_KEY]
+    return crypto.decrypt(stashed["code"]).decode(), datetime.datetime.fromisoformat(stashed["expires_at"])
+
+
 # django-otp-webauthn keeps each ceremony's state (its challenge) under these keys; it pops
 # the state when the ceremony completes, so a challenge is used once. Its age is ours to limit.
 PASSKEY_STATE_KEYS = {"register": "otp_webauthn_register_state", "authenticate": "otp_webauthn_authentication_state"}

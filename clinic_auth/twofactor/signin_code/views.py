@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
@@ -23,7 +24,8 @@ def after_signin_code_sign_in(request, device):
 class MemberSigninCodeView(ClinicAdminRequiredMixin, View):
     """Issue a one-time sign-in code for a member who lost their phone: confirm (GET), then
     issue (POST, after "Confirm it's you" when the admin has not proved a factor recently) and
-    show it once on the response (nothing is kept to show it again)."""
+    show it once on the GET the POST redirects to. A reload of that page issues nothing: it says
+    the code was shown and offers to issue a new one."""
 
     template_name = "twofactor/signin_code/issue.html"
 
@@ -40,7 +42,12 @@ class MemberSigninCodeView(ClinicAdminRequiredMixin, View):
         if refused:
             messages.error(request, refused)
             return redirect("user_detail", pk=member.pk)
-        return render(request, self.template_name, {"member": member})
+        shown = session.take_signin_code_to_show(request, member_pk=member.pk)
+        if shown is not None:
+            code, expires_at = shown
+            context = {"member": member, "code": f"{code[:4]} {code[4:]}", "expires_at": expires_at}
+            return render(request, self.template_name, context)
+        return render(request, self.template_name, {"member": member, "already_shown": "issued" in request.GET})
 
     def post(self, request, pk: int):
         member = self.member(pk)
@@ -56,5 +63,5 @@ class MemberSigninCodeView(ClinicAdminRequiredMixin, View):
         except SelfIssueRefused:
             messages.error(request, texts.message("signin_code_self_refused"))
             return redirect("user_detail", pk=member.pk)
-        context = {"member": member, "code": f"{code[:4]} {code[4:]}", "expires_at": expires_at}
-        return render(request, self.template_name, context)
+        session.stash_signin_code_to_show(request, member_pk=member.pk, code=code, expires_at=expires_at)
+        return redirect(reverse("user_signin_code", args=[member.pk]) + "?issued=1")
