@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 from datetime import timedelta
 from pathlib import Path
 
@@ -338,9 +339,44 @@ def test_idle_session_ends(client, staff, settings):
     session = client.session
     session[LAST_SEEN_KEY] = int(time.time()) - settings.SESSION_IDLE_TIMEOUT - 1
     session.save()
-    response = client.get(reverse("home"))
-    assert response.status_code == 302 and response.url == reverse("login")
+    response = client.get(reverse("profile") + "?tab=x")
+    # Signing in again leads back to the page that was asked for; the login page says why.
+    assert response.status_code == 302 and response.url == reverse("login") + "?next=" + quote(reverse("profile") + "?tab=x")
+    login_page = client.get(response.url).content.decode()
+    assert "You were signed out after 30 minutes without activity" in login_page
     assert client.get(reverse("home")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_script_whose_session_ended_is_not_given_a_next_to_come_back_to(client, staff, settings):
+    client.force_login(staff)
+    session = client.session
+    session[LAST_SEEN_KEY] = int(time.time()) - settings.SESSION_IDLE_TIMEOUT - 1
+    session.save()
+    response = client.post(reverse("profile"), {})
+    assert response.status_code == 302 and response.url == reverse("login")
+
+
+@pytest.mark.django_db
+def test_the_idle_countdown_logs_out_saying_why_and_comes_back_after_signing_in(client, staff, login):
+    client.force_login(staff)
+    token = client.get(reverse("profile")).context["csrf_token"]
+    response = client.post(reverse("logout"), {"csrfmiddlewaretoken": token, "reason": "idle", "next": reverse("profile")})
+    assert response.status_code == 302 and response.url == reverse("profile")
+    followed = client.get(response.url)
+    assert followed.status_code == 302 and followed.url == reverse("login") + "?next=" + quote(reverse("profile"))
+    page = client.get(followed.url).content.decode()
+    assert "You were signed out after 30 minutes without activity" in page
+    signed_in = client.post(followed.url, {"username": staff.username, "password": PASSWORD, "next": reverse("profile")})
+    assert signed_in.status_code == 302 and signed_in.url == reverse("profile")
+
+
+@pytest.mark.django_db
+def test_a_plain_log_out_says_so(client, staff):
+    client.force_login(staff)
+    response = client.post(reverse("logout"), follow=True)
+    assert "You have logged out." in response.content.decode()
+    assert "without activity" not in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -350,7 +386,9 @@ def test_session_ends_after_twelve_hours_even_when_active(client, staff, setting
     session = client.session
     session[twofa_session.LOGIN_AT_KEY] = int(time.time()) - settings.SESSION_ABSOLUTE_TIMEOUT - 1
     session.save()
-    assert client.get(reverse("home")).status_code == 302
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert "every sign-in ends after 12 hours, however active" in client.get(response.url).content.decode()
     assert settings.SESSION_IDLE_TIMEOUT == 30 * 60 and settings.SESSION_ABSOLUTE_TIMEOUT == 12 * 60 * 60
 
 
@@ -451,3 +489,22 @@ def test_admin_login_form_cannot_bypass_the_code(client, staff, enrol):
     client.logout()
     response = client.get("/admin/login/?next=/admin/")
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_the_countdown_log_out_arriving_after_the_server_ended_the_session_still_comes_back(client, staff, settings):
+    client.force_login(staff)
+    token = client.get(reverse("profile")).context["csrf_token"]
+    session = client.session
+    session[LAST_SEEN_KEY] = int(time.time()) - settings.SESSION_IDLE_TIMEOUT - 1
+    session.save()
+    response = client.post(reverse("logout"), {"csrfmiddlewaretoken": token, "reason": "idle", "next": reverse("profile")})
+    assert response.status_code == 302 and response.url == reverse("login") + "?next=" + quote(reverse("profile"))
+    assert "without activity" in client.get(response.url).content.decode()
+    # Only a path on this site is taken.
+    client.force_login(staff)
+    session = client.session
+    session[LAST_SEEN_KEY] = int(time.time()) - settings.SESSION_IDLE_TIMEOUT - 1
+    session.save()
+    elsewhere = client.post(reverse("logout"), {"reason": "idle", "next": "https://evil.example/"})
+    assert elsewhere.url == reverse("login")

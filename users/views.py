@@ -61,9 +61,18 @@ class ClinicLoginView(LoginView):
 
 @method_decorator(login_not_required, name="dispatch")
 class ClinicLogoutView(LogoutView):
+    """Log out. The idle warning's countdown posts here too, with the limit that ended the session
+    ("reason") and the page it was on ("next", which Django's LogoutView follows): the login page then
+    says why, and signing in again leads back to that page."""
+
     def post(self, request, *args, **kwargs):
+        ended_by = request.POST.get("reason")
         response = super().post(request, *args, **kwargs)
-        messages.success(request, texts.message("logged_out"))  # stored in the new, empty session
+        # Stored in the new, empty session.
+        if ended_by in ("idle", "absolute"):
+            messages.info(request, texts.session_ended(ended_by))
+        else:
+            messages.success(request, texts.message("logged_out"))
         return response
 
 

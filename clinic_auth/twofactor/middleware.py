@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from clinic_auth.http import wants_json
+from clinic_auth.http import is_safe_next, wants_json
 
 from . import policy, session, texts
 from .policy import Gate
@@ -23,11 +24,24 @@ class SessionTimeoutMiddleware:
             messages.info(request, texts.message("signed_out_elsewhere"))
         # The idle warning's own "how long is left?" must not count as activity.
         passive = request.method == "GET" and request.path_info == reverse("session_keep_alive")
-        if request.user.is_authenticated and session.timed_out_else_touch(request, touch=not passive):
+        ended_by = session.timed_out_else_touch(request, touch=not passive) if request.user.is_authenticated else None
+        if ended_by:
             logout(request)
-            messages.info(request, texts.message("session_expired"))
-            return redirect(settings.LOGIN_URL)
+            messages.info(request, texts.session_ended(ended_by))
+            back_to = self.page_to_return_to(request, passive=passive)
+            return redirect_to_login(back_to, settings.LOGIN_URL) if back_to else redirect(settings.LOGIN_URL)
         return self.get_response(request)
+
+    @staticmethod
+    def page_to_return_to(request: HttpRequest, *, passive: bool) -> str | None:
+        """Where signing in again leads: the page asked for (a GET of a page, not a script's call),
+        or the page the idle countdown's log-out names (it posts when the server has just ended it)."""
+        if request.method == "GET" and not passive and not wants_json(request):
+            return request.get_full_path()
+        if request.method == "POST" and policy.view_name_for_path(request.path_info) == "logout":
+            candidate = request.POST.get("next", "")
+            return candidate if is_safe_next(candidate, request) else None
+        return None
 
 
 class TwoFactorMiddleware:

@@ -66,16 +66,19 @@ def ended_elsewhere(request: HttpRequest) -> bool:
     return True
 
 
-def timed_out_else_touch(request: HttpRequest, *, touch: bool = True) -> bool:
-    """True when the session has been idle too long or is too old; otherwise note the activity."""
+def timed_out_else_touch(request: HttpRequest, *, touch: bool = True) -> str | None:
+    """Which limit ended the session, "idle" (no activity for SESSION_IDLE_TIMEOUT) or "absolute"
+    (SESSION_ABSOLUTE_TIMEOUT since the sign-in); None while it lives, the activity then noted."""
     now = int(time.time())
     login_at = request.session.setdefault(LOGIN_AT_KEY, now)
     last_seen = request.session.get(LAST_SEEN_KEY, now)
-    if now - last_seen > settings.SESSION_IDLE_TIMEOUT or now - login_at > settings.SESSION_ABSOLUTE_TIMEOUT:
-        return True
+    if now - login_at > settings.SESSION_ABSOLUTE_TIMEOUT:
+        return "absolute"
+    if now - last_seen > settings.SESSION_IDLE_TIMEOUT:
+        return "idle"
     if touch and now - request.session.get(LAST_SEEN_KEY, 0) >= LAST_SEEN_WRITE_INTERVAL:
         request.session[LAST_SEEN_KEY] = now
-    return False
+    return None
 
 
 def request_gate(request: HttpRequest) -> Gate:

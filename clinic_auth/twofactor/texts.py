@@ -60,7 +60,12 @@ MESSAGES = {
     "nothing_to_confirm": _("There is nothing waiting to be confirmed."),
     "action_cancelled": _("Cancelled: nothing was changed."),
     "action_set_up_2fa": _("set up two-factor authentication"),
-    "session_expired": _("Your session has ended. Log in again."),
+    "session_expired_idle": _(
+        "You were signed out after {duration} without activity, for your security. Log in again to carry on where you were."
+    ),
+    "session_expired_absolute": _(
+        "You were signed out: every sign-in ends after {duration}, however active. Log in again to carry on where you were."
+    ),
     "code_wait_a_second": _("That code didn't work. Wait a second and try again."),
     "code_wait_seconds": _("That code didn't work. Wait {seconds} seconds and try again."),
     "recovery_code_invalid": _(
@@ -177,6 +182,13 @@ def reminders_too_soon(next_at: datetime) -> str:
     return str(_("Reminders were sent less than 24 hours ago. You can send them again after {when}.")).format(
         when=date_format(timezone.localtime(next_at), "j M, H:i T")
     )
+
+
+def session_ended(limit: str) -> str:
+    """Why the session ended, for the login page: "idle" or "absolute" (session.timed_out_else_touch)."""
+    if limit == "absolute":
+        return message("session_expired_absolute", duration=duration(settings.SESSION_ABSOLUTE_TIMEOUT))
+    return message("session_expired_idle", duration=duration(settings.SESSION_IDLE_TIMEOUT))
 
 
 def duration(seconds: int) -> str:

@@ -48,13 +48,27 @@
     if (returnFocusTo && document.contains(returnFocusTo)) returnFocusTo.focus();
   };
 
+  // The session has ended: log out saying which limit ended it, and come back here after signing in.
+  const endedHere = () => {
+    const field = (name, value) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      logoutForm.appendChild(input);
+    };
+    field("reason", endsBy);
+    field("next", window.location.pathname + window.location.search);
+    logoutForm.submit();
+  };
+
   const stayed = async () => {
     try {
       await ask("POST");
       lastActivityPing = Date.now();
       close();
     } catch (error) {
-      logoutForm.submit();  // the session is already gone: show the login page
+      endedHere();  // the session is already gone: show the login page
     }
   };
 
@@ -98,7 +112,7 @@
     countdowns.forEach((countdown) => { countdown.textContent = format(expiresAt - Date.now()); });
     if (expiresAt - Date.now() <= 0) {
       window.clearInterval(timer);
-      logoutForm.submit();
+      endedHere();
     }
   };
   const timer = window.setInterval(tick, 1000);

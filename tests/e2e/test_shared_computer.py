@@ -8,6 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from .conftest import PASSWORD
 from .pages import check_page, enable_2fa_from_profile, heading, log_in, recovery_codes, totp
 from .test_keyboard import tab_to, type_into
 
@@ -78,11 +79,20 @@ def test_the_idle_warning_keeps_the_session_or_signs_out(new_page, short_idle_se
     expect(dialog).to_be_hidden()
     expect(welcome(staff)).to_be_visible()
 
-    # Left alone again, the warning comes back and the countdown ends in the login page.
+    # Left alone again, on My Profile, the warning comes back and the countdown ends in the login
+    # page, which says why; signing in again leads back to My Profile.
+    staff.get_by_role("link", name="My Profile").click()
+    expect(heading(staff, "My Profile")).to_be_visible()
     expect(dialog).to_be_visible(timeout=20_000)
     expect(heading(staff, "Log in")).to_be_visible(timeout=20_000)
-    staff.goto("/home/")
-    expect(heading(staff, "Log in")).to_be_visible()
+    expect(staff.get_by_role("status").filter(has_text="You were signed out after")).to_contain_text("without activity")
+    check_page(staff, "login after idle logout")
+    staff.set_viewport_size({"width": 375, "height": 812})
+    check_page(staff, "login after idle logout")
+    staff.get_by_label("Username").fill("idle-staff")
+    staff.get_by_label("Password").fill(PASSWORD)
+    staff.get_by_role("button", name="Log in").click()
+    expect(heading(staff, "My Profile")).to_be_visible()
 
 
 def test_the_warning_names_the_sign_ins_own_limit_when_that_comes_first(new_page, short_absolute_server):
