@@ -285,7 +285,8 @@ def test_member_page_reads_the_invitation_with_the_member(admin_client, invited,
         assert response.status_code == 200
         counts[who.username] = len(queries)
     assert "Invitation sent " in response.content.decode()
-    assert counts[member.username] == counts["staff"], counts
+    # No query more for the invitation (one fewer, in fact: an invited member has no browsers to list).
+    assert counts[member.username] <= counts["staff"], counts
 
 
 def test_a_username_taken_after_the_forms_check_is_a_field_error(admin_client, user_factory, monkeypatch):

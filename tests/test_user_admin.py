@@ -416,3 +416,28 @@ def test_paging_offers_first_previous_next_and_last(admin_client, clinic):
     ]
     assert last == [("First page", "?q=&sort=name&page=1"), ("Previous", "?q=&sort=name&page=2")]
     assert "Page 2 of 3" in middle_text
+
+
+def test_the_member_page_shows_only_what_applies(client, clinic_admin, user_factory, enrol, django_capture_on_commit_callbacks):
+    """An invited member: the invitation first, no empty cards of sign-ins and 2FA. A deactivated
+    member: no browsers and no Disable Two-Factor Authentication. An active one: both."""
+    from users import membership
+
+    enrol(clinic_admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        invited = membership.member_invite(
+            clinic=clinic_admin.clinic, invited_by=clinic_admin, username="joy", email="joy@example.com",
+            first_name="Joy", last_name="Nurse", role="staff", base_url="http://testserver", ip=None,
+        )
+    leaver = user_factory(username="leaver", is_active=False)
+    active = user_factory(username="active")
+    enrol(active, http_client=Client())
+    pages = {user.username: client.get(reverse("user_detail", args=[user.pk])).content.decode() for user in (invited, leaver, active)}
+
+    invited_page = pages["joy"]
+    assert 'id="invitation-heading"' in invited_page
+    assert invited_page.index('id="invitation-heading"') < invited_page.index('id="role-heading"')
+    assert 'id="sessions-heading"' not in invited_page and 'id="disable-2fa-heading"' not in invited_page
+    assert 'id="sessions-heading"' not in pages["leaver"] and "Disable Two-Factor Authentication" not in pages["leaver"]
+    assert "Reactivat" in pages["leaver"]
+    assert 'id="sessions-heading"' in pages["active"] and "Disable Two-Factor Authentication" in pages["active"]

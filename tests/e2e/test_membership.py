@@ -71,7 +71,13 @@ def test_invitation_leads_into_forced_2fa_setup(new_page, mailbox):
     expect(invitation.get_by_text(re.compile("^Invitation sent "))).to_be_visible()
     expect(invitation.get_by_role("button", name="Resend")).to_be_visible()
     expect(invitation.get_by_role("button", name="Revoke")).to_be_visible()
+    # Only what applies to someone who has not signed in yet: no empty sign-in and 2FA cards.
+    expect(admin.get_by_role("region", name=re.compile("^Where .* is signed in$"))).to_have_count(0)
+    expect(admin.get_by_role("region", name="Disable 2FA")).to_have_count(0)
     check_page(admin, "member invited")
+    admin.set_viewport_size({"width": 375, "height": 812})
+    check_page(admin, "member invited")
+    admin.set_viewport_size({"width": 1280, "height": 900})
 
     # The invitee opens the link from the e-mail, in their own browser.
     path = mailbox.link_to("jo.newcomer@example.com", "/accounts/invitation/")
@@ -194,7 +200,11 @@ def test_membership_with_the_keyboard_only(new_page, mailbox):
     admin.keyboard.press("Space")
     expect(admin.get_by_role("status").filter(has_text="Kim Keys has been deactivated")).to_be_visible()
     expect(admin.get_by_role("button", name="Reactivate")).to_be_visible()
+    expect(admin.get_by_role("button", name="Disable Two-Factor Authentication")).to_have_count(0)
     check_page(admin, "member deactivated")
+    admin.set_viewport_size({"width": 375, "height": 812})
+    check_page(admin, "member deactivated")
+    admin.set_viewport_size({"width": 1280, "height": 900})
     invitee.reload()
     expect(heading(invitee, "Log in")).to_be_visible()
     log_in(invitee, "kim.keys@example.com", NEW_PASSWORD)
