@@ -319,3 +319,34 @@ def test_reset_pages_need_no_login_and_a_gated_session_is_held_at_its_gate(clien
     login(member)
     response = client.get(reverse("password_reset"))
     assert response.status_code == 302 and response.url.startswith(reverse("two_factor_challenge"))
+
+
+def test_a_refused_new_password_is_said_under_it_and_the_rules_read_plainly(client, staff):
+    from users.forms import ChangePasswordForm, NewPasswordForm
+
+    for form in (
+        NewPasswordForm(staff, data={"new_password1": "short", "new_password2": "short"}),
+        ChangePasswordForm(staff, data={"old_password": "x", "new_password1": "short", "new_password2": "short"}),
+    ):
+        assert not form.is_valid()
+        assert any("too short" in error for error in form.errors["new_password1"])
+        assert "new_password2" not in form.errors
+    mismatch = NewPasswordForm(staff, data={"new_password1": "plum orchard lantern 42", "new_password2": "plum orchard 42"})
+    assert not mismatch.is_valid() and "new_password2" in mismatch.errors and "new_password1" not in mismatch.errors
+
+
+@pytest.mark.parametrize("with_2fa", [True, False])
+def test_after_a_reset_the_code_is_mentioned_only_to_those_who_have_2fa(
+    client, member, enrol, with_2fa, django_capture_on_commit_callbacks
+):
+    if with_2fa:
+        enrol(member, http_client=Client())
+        mail.outbox.clear()
+    path = requested_link(client, "nurse.joy", django_capture_on_commit_callbacks)
+    opened = client.get(path)
+    form_page = client.get(opened.url).content.decode()
+    _, done = set_new_password(client, path, django_capture_on_commit_callbacks)
+    after = client.get(done.url).content.decode()
+    assert ("and your verification code" in form_page) is with_2fa
+    assert ("Log in with your new password and your verification code." in after) is with_2fa
+    assert "Your password has been changed. Log in with your new password" in after

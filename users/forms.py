@@ -49,7 +49,17 @@ class LoginForm(AuthenticationForm):
             raise forms.ValidationError(texts.throttled_message(throttled.until), code="throttled") from None
 
 
-class ChangePasswordForm(PasswordChangeForm):
+class RuleErrorsUnderTheNewPassword:
+    """For Django's set- and change-password forms: a password the rules refuse ("too short") is
+    said under the new password, where it was typed, not under its confirmation."""
+
+    def clean(self):
+        self.validate_passwords("new_password1", "new_password2")
+        self.validate_password_for_user(self.user, "new_password1")
+        return forms.Form.clean(self)
+
+
+class ChangePasswordForm(RuleErrorsUnderTheNewPassword, PasswordChangeForm):
     """Django's change-password form, whose old password goes through authenticate(): it counts in
     the same throttle as the login (per account from one address, and per address) and locks the
     same way, so the form is no password oracle on an unlocked computer."""
@@ -157,7 +167,7 @@ class ForgotPasswordForm(PasswordResetForm):
     )
 
 
-class NewPasswordForm(SetPasswordForm):
+class NewPasswordForm(RuleErrorsUnderTheNewPassword, SetPasswordForm):
     """Django's set-password form, with the validators' rules shown before typing."""
 
     def __init__(self, *args, **kwargs):

@@ -20,7 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from clinic_auth.http import client_ip
 from clinic_auth.permissions import ClinicAdminRequiredMixin
-from clinic_auth.twofactor import reauth
+from clinic_auth.twofactor import devices, reauth
 from clinic_auth.twofactor import session as twofactor_session
 
 from . import membership
@@ -236,8 +236,14 @@ class ResetPasswordView(PasswordResetConfirmView):
         membership.password_reset_complete(
             user=self.user, new_password=form.cleaned_data["new_password1"], ip=client_ip(self.request)
         )
-        messages.success(
-            self.request,
-            _("Your password has been changed. Log in with your new password and your verification code."),
-        )
+        if devices.is_enrolled(self.user):
+            done = _("Your password has been changed. Log in with your new password and your verification code.")
+        else:
+            done = _("Your password has been changed. Log in with your new password.")
+        messages.success(self.request, done)
         return redirect(self.get_success_url())
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["has_2fa"] = self.user is not None and devices.is_enrolled(self.user)
+        return context
