@@ -56,3 +56,31 @@ def test_spacing_menu_and_favicon(new_page, width):
     expect(profile_link).to_have_attribute("aria-current", "page")
     assert not favicon_misses, favicon_misses
 
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_focus_ring_is_not_the_error_colour_and_an_empty_field_does_not_look_wrong(new_page, width):
+    page = new_page(width=width)
+    page.goto("/")
+    expect(heading(page, "Log in")).to_be_visible()
+    username = page.get_by_label("Username")
+    untouched_border = username.evaluate("el => getComputedStyle(el).borderTopColor")
+    username.focus()
+    ring = username.evaluate("el => getComputedStyle(el).outlineColor")
+    # What a refused field looks like, by the app's own stylesheet (a field the server refused).
+    error_border = page.evaluate(
+        """() => {
+            const field = document.createElement("div");
+            field.className = "field field-error";
+            field.innerHTML = "<input type=text>";
+            document.body.appendChild(field);
+            const color = getComputedStyle(field.querySelector("input")).borderTopColor;
+            field.remove();
+            return color;
+        }"""
+    )
+    assert error_border != untouched_border  # a refused field looks refused ...
+    assert ring not in (error_border, untouched_border)  # ... focus looks like neither
+    red, green, blue = map(int, re.findall(r"\d+", ring)[:3])
+    assert not (red > 2 * blue and red > 2 * green)  # and is not a red at all
+    check_page(page, "login with focus")
