@@ -134,6 +134,8 @@ def test_before_the_date_login_goes_home_with_the_banner(client, clinic, staff, 
         response = login(staff, follow=True)
         assert response.request["PATH_INFO"] == HOME
         assert "(4 days left)" in text(response)
+        # One box saying it: Home's own "not set up" notice gives way to the banner.
+        assert "Two-factor authentication is not set up on your account" not in text(response)
 
 
 @pytest.mark.django_db

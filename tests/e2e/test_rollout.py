@@ -83,6 +83,11 @@ def test_grace_banner_until_the_date(new_page):
     )
     expect(banner.get_by_role("link", name="Set up now")).to_have_attribute("href", "/accounts/two-factor/setup/")
     check_page(staff, "home with grace banner")
+    # One box saying it, not the banner and Home's own notice too; at phone width as well.
+    expect(staff.get_by_text("Two-factor authentication is not set up on your account")).to_have_count(0)
+    staff.set_viewport_size({"width": 375, "height": 812})
+    check_page(staff, "home with grace banner")
+    staff.set_viewport_size({"width": 1280, "height": 900})
     staff.get_by_role("link", name="My Profile").click()
     expect(heading(staff, "My Profile")).to_be_visible()
     expect(banner).to_be_visible()  # on every page
@@ -91,6 +96,7 @@ def test_grace_banner_until_the_date(new_page):
     expect(banner).to_have_count(0)
     staff.get_by_role("link", name="Home").click()
     expect(banner).to_have_count(0)  # for the rest of the session
+    expect(staff.get_by_text("Two-factor authentication is not set up on your account")).to_be_visible()  # Home's own
     check_page(staff, "home after dismissing")
     log_out(staff)
     log_in(staff, "grace-staff")
