@@ -68,7 +68,11 @@ class ClinicEditView(ClinicAdminRequiredMixin, View):
             ip_address=client_ip(request),
         )
         messages.success(request, texts.message("clinic_saved"))
-        if mandatory and not was_mandatory:
+        enforcement = policy.enforcement_of(clinic)
+        if enforcement.pending():
+            # The date is said with the save, so nobody reads "on" as "from now".
+            messages.info(request, texts.mandatory_from_saved(enforcement.starts_on, readiness(clinic)["not_set_up"]))
+        elif mandatory and not was_mandatory:
             # The count the page warned about before Save, confirmed after it (no extra click).
             messages.info(request, texts.members_to_set_up(readiness(clinic)["not_set_up"]))
         return redirect("clinic_settings", clinic_pk=clinic.pk)

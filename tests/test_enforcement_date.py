@@ -368,3 +368,22 @@ def test_time_zone_alone_changes_no_stamp_without_a_date(admin_client, clinic, s
     staff.refresh_from_db()
     assert (clinic.time_zone, staff.twofa_stamp) == ("Europe/Paris", stamp)
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.MANDATORY_DATE_SET).exists()
+
+
+@pytest.mark.django_db
+def test_a_scheduled_date_is_said_with_the_save_in_users_and_on_the_member(admin_client, clinic, staff):
+    with at(utc(2026, 12, 1, 9, 0)):
+        saved = edit_clinic(admin_client, clinic, mandatory_2fa="on", require_from="date", mandatory_from="2026-12-14",
+                            time_zone="UTC")
+        assert saved.status_code == 302
+        after_save = text(admin_client.get(saved.url))
+        assert "Mandatory 2FA from 14 Dec: 1 member still to set up sees a reminder until then." in after_save
+        assert "members will be asked" not in after_save and "member will be asked" not in after_save
+        users = text(admin_client.get(reverse("user_list")))
+        assert "Mandatory 2FA from 14 Dec; 1 still to set up" in users and "Set up before 14 Dec" in users
+        member = text(admin_client.get(reverse("user_detail", args=[staff.pk])))
+        assert "Set up before 14 Dec" in member and "Required but not set up" not in member
+        Clinic.objects.filter(pk=clinic.pk).update(mandatory_from=date(2026, 12, 1))  # the day has come
+        users = text(admin_client.get(reverse("user_list")))
+        assert "Mandatory 2FA is on for this clinic" in users and "Required but not set up" in users
+        assert "Set up before" not in users

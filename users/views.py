@@ -145,6 +145,8 @@ class UserListView(ClinicAdminRequiredMixin, View):
             clinic=clinic, query=query, sort=sort, status=status, twofa=twofa,
             page=request.GET.get("page"), per_page=USERS_PER_PAGE,
         )
+        # While searching, the page counts the matches instead (the paginator's own count).
+        counts = None if query else selectors.enrolment_counts(clinic, page=page)
         context = {
             "form": form,
             "page": page,
@@ -156,12 +158,19 @@ class UserListView(ClinicAdminRequiredMixin, View):
             ),
             "status": status,
             "twofa": twofa,
-            # While searching, the page counts the matches instead (the paginator's own count).
-            "counts": None if query else selectors.enrolment_counts(clinic, page=page),
+            "counts": counts,
             "mandatory": clinic.mandatory_2fa,
+            "mandatory_from": mandatory_from(clinic),
+            "still_to_set_up": counts["total"] - counts["enrolled"] if counts else None,
             "reminders_next_at": services.reminders_next_allowed(clinic=clinic),
         }
         return render(request, "users/user_list.html", context)
+
+
+def mandatory_from(clinic):
+    """The date Mandatory 2FA starts, while it is still to come (the grace period); else None."""
+    enforcement = policy.enforcement_of(clinic)
+    return enforcement.starts_on if enforcement.pending() else None
 
 
 class UserDetailView(ClinicAdminRequiredMixin, View):
@@ -173,6 +182,7 @@ class UserDetailView(ClinicAdminRequiredMixin, View):
             "enrolled": state.enrolled,
             "twofa": state,
             "mandatory": self.clinic.mandatory_2fa,
+            "mandatory_from": mandatory_from(self.clinic),
             "is_self": member.pk == request.user.pk,
             **membership_context(member=member),
         }

@@ -178,6 +178,15 @@ def members_to_set_up(count: int) -> str:
     ).format(count=count)
 
 
+def mandatory_from_saved(starts_on, count: int) -> str:
+    """After saving Mandatory 2FA with a date still to come."""
+    return ngettext(
+        "Mandatory 2FA from {date}: {count} member still to set up sees a reminder until then.",
+        "Mandatory 2FA from {date}: {count} members still to set up see a reminder until then.",
+        count,
+    ).format(date=date_format(starts_on, "j M"), count=count)
+
+
 def reminders_too_soon(next_at: datetime) -> str:
     return str(_("Reminders were sent less than 24 hours ago. You can send them again after {when}.")).format(
         when=date_format(timezone.localtime(next_at), "j M, H:i T")

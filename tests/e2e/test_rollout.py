@@ -73,6 +73,17 @@ def test_grace_banner_until_the_date(new_page):
     expect(heading(admin, "Clinic Settings")).to_be_visible()
     expect(admin.get_by_text(f"From {in_six_days.day} {in_six_days:%b %Y}")).to_be_visible()
     expect(admin.get_by_text("1 member not yet set up")).to_be_visible()
+    # The date is said with the save, in Users, and on the member's status.
+    short = f"{in_six_days.day} {in_six_days:%b}"
+    expect(admin.get_by_role("status").filter(has_text=f"Mandatory 2FA from {short}: 1 member still to set up")).to_be_visible()
+    admin.get_by_role("navigation", name="Main").get_by_role("button", name="Users", exact=True).click()
+    admin.get_by_role("navigation", name="Main").get_by_role("link", name="Users", exact=True).click()
+    expect(admin.get_by_role("status").filter(has_text=f"Mandatory 2FA from {short}; 1 still to set up")).to_be_visible()
+    expect(admin.get_by_text(f"Set up before {short}").first).to_be_visible()
+    check_page(admin, "users with a scheduled date")
+    admin.set_viewport_size({"width": 375, "height": 812})
+    check_page(admin, "users with a scheduled date")
+    admin.set_viewport_size({"width": 1280, "height": 900})
 
     staff = new_page()
     log_in(staff, "grace-staff")
