@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -141,3 +142,18 @@ def test_staff_and_other_clinics_cannot_export(client, staff, admin_client, clin
     assert client.get(reverse("clinic_audit_log_csv", args=[clinic.pk])).status_code == 403
     other = clinic_factory(name="Other")
     assert admin_client.get(reverse("clinic_audit_log_csv", args=[other.pk])).status_code == 404
+
+
+def test_the_page_shows_the_csv_columns_in_their_order_and_clinic_settings_links_to_it(admin_client, clinic):
+    from clinics.views import CSV_COLUMNS
+
+    event(clinic, Action.INVITED, when=BASE, target="joy", actor="admin", ip="192.0.2.7")
+    (_, first_row) = export(admin_client, clinic)
+    page = admin_client.get(reverse("clinic_audit_log", args=[clinic.pk])).content.decode()
+    headers = re.findall(r'<th scope="col">([^<]+)</th>', page)
+    assert headers == CSV_COLUMNS
+    cells = re.findall(r'<td data-label="[^"]+">([^<]*)</td>', page)
+    assert cells[1:5] == first_row[1:5] == ["Member invited", "joy", "admin", "192.0.2.7"]
+    assert "Security events in " in page
+    settings_page = admin_client.get(reverse("clinic_settings", args=[clinic.pk])).content.decode()
+    assert f'href="{reverse("clinic_audit_log", args=[clinic.pk])}">Security events</a>' in settings_page

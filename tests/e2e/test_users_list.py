@@ -84,3 +84,30 @@ def test_on_a_desktop_names_and_last_login_stay_on_one_line(new_page):
     # Sorted by last name and shown that way.
     expect(names.first).to_have_text("Many, Alex")
     expect(last_logins.first).to_have_text(re.compile(r"^\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC$"))
+
+
+LABEL_ABOVE_CONTROL = """label => {
+    const control = document.getElementById(label.htmlFor);
+    const l = label.getBoundingClientRect(), c = control.getBoundingClientRect();
+    return {above: l.bottom <= c.top + 1, left: Math.abs(l.left - c.left) < 2, fits: c.right <= window.innerWidth,
+            placeholderFits: control.placeholder ? control.scrollWidth <= control.clientWidth : true};
+}"""
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_each_filter_label_sits_above_its_own_control_and_security_events_are_a_click_from_clinic_settings(new_page, width):
+    page = new_page(width=width, height=812)
+    log_in(page, "many-admin")
+    expect(heading(page, re.compile("^Welcome"))).to_be_visible()
+    open_users(page)
+    for name in ("Search users", "Show", "2FA set-up"):
+        label = page.locator("form[role=search] label").filter(has_text=name)
+        placed = label.evaluate(LABEL_ABOVE_CONTROL)
+        assert placed == {"above": True, "left": True, "fits": True, "placeholderFits": True}, (name, placed)
+    check_page(page, "users filters")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Clinic Settings").click()
+    expect(heading(page, "Clinic Settings")).to_be_visible()
+    page.get_by_role("link", name="Security events").click()
+    expect(heading(page, "Audit Log")).to_be_visible()
+    expect(page.get_by_text(re.compile("^Security events in "))).to_be_visible()
+    check_page(page, "audit log from clinic settings")
