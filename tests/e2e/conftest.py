@@ -145,8 +145,9 @@ def short_absolute_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def short_reauth_server(tmp_path_factory):
-    """The same app where a sensitive action asks "Confirm it's you" 2 seconds after the last proof."""
-    yield from serve(tmp_path_factory.mktemp("e2e-reauth"), REAUTH_WINDOW="2")
+    """The same app where a sensitive action asks "Confirm it's you" 10 seconds after the last proof:
+    long enough to log in and set up 2FA (itself a sensitive action) on a slow machine."""
+    yield from serve(tmp_path_factory.mktemp("e2e-reauth"), REAUTH_WINDOW="10")
 
 
 @pytest.fixture(scope="session")

@@ -49,7 +49,7 @@ def test_confirm_its_you_before_new_recovery_codes_then_the_action_runs(new_page
     expect(welcome(staff)).to_be_visible()
     secret, old_codes = enable_2fa_from_profile(staff, username="confirm-staff")
     staff.get_by_role("link", name="My Profile").click()
-    time.sleep(3)  # past the 2-second window this server allows
+    time.sleep(11)  # past the 10-second window this server allows
 
     staff.get_by_role("button", name="Generate new recovery codes").click()
     expect(heading(staff, "Confirm it's you")).to_be_visible()
