@@ -26,8 +26,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def readiness(clinic: Clinic) -> dict[str, int]:
-    """How many members the clinic has and how many have not set up 2FA (one query)."""
-    counts = clinic.users.aggregate(total=Count("pk"), enrolled=Count("pk", filter=Q(twofa_enrolled=True)))
+    """How many active members the clinic has and how many of them have not set up 2FA (one query):
+    a deactivated member is neither asked nor counted."""
+    counts = clinic.users.filter(is_active=True).aggregate(
+        total=Count("pk"), enrolled=Count("pk", filter=Q(twofa_enrolled=True))
+    )
     return {"total": counts["total"], "not_set_up": counts["total"] - counts["enrolled"]}
 
 

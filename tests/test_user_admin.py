@@ -441,3 +441,30 @@ def test_the_member_page_shows_only_what_applies(client, clinic_admin, user_fact
     assert 'id="sessions-heading"' not in pages["leaver"] and "Disable Two-Factor Authentication" not in pages["leaver"]
     assert "Reactivat" in pages["leaver"]
     assert 'id="sessions-heading"' in pages["active"] and "Disable Two-Factor Authentication" in pages["active"]
+
+
+def test_counts_reminders_and_needs_set_up_are_of_active_members_only(client, clinic, clinic_admin, user_factory, enrol):
+    """A deactivated member without 2FA is not "2 of 3", is not offered a reminder, is not listed
+    as needing set-up, and is not "Required but not set up"."""
+    enrol(clinic_admin)
+    leaver = user_factory(username="leaver", first_name="Lee", last_name="Leaver", is_active=False)
+    clinic.mandatory_2fa = True
+    clinic.save()
+    users_page = client.get(reverse("user_list")).content.decode()
+    assert "1 of 1 users have 2FA enabled" in users_page and "(1 deactivated user not counted)" in users_page
+    assert "Remind members who have not set up 2FA" not in users_page
+    row = users_page[users_page.index("Leaver, Lee"):]
+    row = row[: row.index("</tr>")]
+    assert "Required but not set up" not in row and "Not set up" in row
+    needs_set_up = client.get(reverse("user_list"), {"twofa": "none"}).content.decode()
+    assert "Leaver, Lee" not in needs_set_up
+    edit_page = client.get(reverse("clinic_edit", args=[clinic.pk])).content.decode()
+    assert "members has not set up 2FA" not in edit_page and "member has not set up 2FA" not in edit_page
+    member_page = client.get(reverse("user_detail", args=[leaver.pk])).content.decode()
+    assert "Required but not set up" not in member_page
+    # An active member without 2FA counts, is offered the reminder, and is listed.
+    user_factory(username="newbie", first_name="Nia", last_name="Newbie")
+    users_page = client.get(reverse("user_list")).content.decode()
+    assert "1 of 2 users have 2FA enabled" in users_page and "Remind members who have not set up 2FA" in users_page
+    assert "Newbie, Nia" in client.get(reverse("user_list"), {"twofa": "none"}).content.decode()
+    assert "1 of 2 members has not set up 2FA" in client.get(reverse("clinic_edit", args=[clinic.pk])).content.decode()

@@ -59,6 +59,8 @@ class User(OTPVerifiedUserMixin, AbstractUser):
             models.Index(
                 fields=["clinic", "twofa_enrolled", "last_name", "first_name", "username"], name="user_clinic_2fa_name_idx"
             ),
+            # The Users summary's counts of active and enrolled members, read from the index alone.
+            models.Index(fields=["clinic", "is_active", "twofa_enrolled"], name="user_clinic_active_2fa_idx"),
         ]
 
     def save(self, *args, **kwargs):

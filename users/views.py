@@ -161,7 +161,8 @@ class UserListView(ClinicAdminRequiredMixin, View):
             "counts": counts,
             "mandatory": clinic.mandatory_2fa,
             "mandatory_from": mandatory_from(clinic),
-            "still_to_set_up": counts["total"] - counts["enrolled"] if counts else None,
+            "still_to_set_up": counts["active"] - counts["active_enrolled"] if counts else None,
+            "deactivated_count": counts["total"] - counts["active"] if counts else 0,
             "reminders_next_at": services.reminders_next_allowed(clinic=clinic),
         }
         return render(request, "users/user_list.html", context)

@@ -220,6 +220,18 @@ def test_membership_with_the_keyboard_only(new_page, mailbox):
     admin.set_viewport_size({"width": 375, "height": 812})
     check_page(admin, "member deactivated")
     admin.set_viewport_size({"width": 1280, "height": 900})
+    # The Users list counts active members only, and does not say a leaver "needs" set-up.
+    member_page = admin.url
+    admin.goto("/users/")
+    summary = admin.get_by_role("status").filter(has_text="users have 2FA enabled")
+    expect(summary).to_contain_text("deactivated user")
+    check_page(admin, "users with a deactivated member")
+    admin.set_viewport_size({"width": 375, "height": 812})
+    check_page(admin, "users with a deactivated member")
+    admin.set_viewport_size({"width": 1280, "height": 900})
+    admin.goto("/users/?twofa=none")
+    expect(admin.get_by_role("cell", name="Keys, Kim")).to_have_count(0)
+    admin.goto(member_page)
     invitee.reload()
     expect(heading(invitee, "Log in")).to_be_visible()
     log_in(invitee, "kim.keys@example.com", NEW_PASSWORD)
