@@ -1,5 +1,6 @@
 import zoneinfo
 from datetime import date, timedelta
+from pathlib import Path
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -8,10 +9,46 @@ from django.utils.translation import gettext_lazy as _
 
 from clinic_auth.twofactor.models import AuditEvent
 
-from .models import Clinic
+from .models import Clinic, validate_time_zone
 
 MAX_GRACE_DAYS = 30
-TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones()) if "/" in name or name == "UTC"]
+# Where the clinics this is for are (North America, Latin America, Europe): offered first.
+COMMON_TIME_ZONES = [
+    "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
+    "America/Toronto", "America/Vancouver", "America/Mexico_City", "America/Bogota", "America/Lima",
+    "America/Santiago", "America/Argentina/Buenos_Aires", "Europe/London", "Europe/Dublin", "Europe/Paris",
+    "Europe/Madrid", "Europe/Berlin", "Australia/Sydney", "UTC",
+]
+
+
+def canonical_time_zones() -> list[str]:
+    """IANA's zone names, one or more per country (zone.tab), without the old aliases it keeps for compatibility
+    (Africa/Asmera, US/Eastern): every one zoneinfo can load, sorted."""
+    for folder in zoneinfo.TZPATH:
+        table = Path(folder) / "zone.tab"
+        if table.is_file():
+            names = {line.split("\t")[2] for line in table.read_text().splitlines() if line and not line.startswith("#")}
+            return sorted(names | {"UTC"})
+    return sorted(name for name in zoneinfo.available_timezones() if "/" in name or name == "UTC")
+
+
+ALL_TIME_ZONES = canonical_time_zones()
+TIME_ZONE_CHOICES = [(name, name) for name in ALL_TIME_ZONES]
+TIME_ZONE_SUGGESTIONS = [name for name in COMMON_TIME_ZONES if name in ALL_TIME_ZONES] + [
+    name for name in ALL_TIME_ZONES if name not in COMMON_TIME_ZONES
+]
+
+
+class TimeZoneField(forms.ChoiceField):
+    """An IANA time zone: offered from the canonical names, common ones first, and typed to search
+    (a datalist); an old alias zoneinfo still knows (a clinic's saved zone) is accepted too."""
+
+    def valid_value(self, value) -> bool:
+        try:
+            validate_time_zone(value)
+        except forms.ValidationError:
+            return False
+        return True
 
 
 class ClinicForm(forms.ModelForm):
@@ -30,7 +67,14 @@ class ClinicForm(forms.ModelForm):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("From the start of this day in the clinic's time zone. Until then, members who have not set up 2FA see a reminder."),
     )
-    time_zone = forms.ChoiceField(label=_("Time zone"), choices=TIME_ZONE_CHOICES, required=False)
+    time_zone = TimeZoneField(
+        label=_("Time zone"),
+        choices=TIME_ZONE_CHOICES,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "time-zone-list", "autocomplete": "off", "spellcheck": "false"}),
+        help_text=_("Type part of the name to search, e.g. Paris or Chicago."),
+        error_messages={"invalid_choice": _("Unknown time zone: %(value)s. Use a name such as Europe/Paris.")},
+    )
 
     class Meta:
         model = Clinic

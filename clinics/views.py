@@ -13,10 +13,10 @@ from django.views import View
 
 from clinic_auth.http import client_ip
 from clinic_auth.permissions import ClinicAdminRequiredMixin
-from clinic_auth.twofactor import policy, reauth, services, texts
+from clinic_auth.twofactor import devices, policy, reauth, services, texts
 from clinic_auth.twofactor.models import AuditEvent
 
-from .forms import AuditFilterForm, ClinicForm
+from .forms import TIME_ZONE_SUGGESTIONS, AuditFilterForm, ClinicForm
 from .models import Clinic
 
 AUDIT_EVENTS_PER_PAGE = 50
@@ -81,7 +81,14 @@ class ClinicEditView(ClinicAdminRequiredMixin, View):
         return redirect("clinic_settings", clinic_pk=clinic.pk)
 
     def render(self, form):
-        context = {"form": form, "clinic": self.clinic, "readiness": readiness(self.clinic)}
+        context = {
+            "form": form,
+            "clinic": self.clinic,
+            "readiness": readiness(self.clinic),
+            # The count of who Save sends to set-up includes the admin saving, when they have no 2FA.
+            "includes_you": not devices.is_enrolled(self.request.user),
+            "time_zone_suggestions": TIME_ZONE_SUGGESTIONS,
+        }
         return render(request=self.request, template_name="clinics/edit.html", context=context)
 
 

@@ -198,3 +198,36 @@ def test_anonymous_visitors_are_sent_to_log_in(client, clinic):
     response = client.get(url)
     assert response.status_code == 302
     assert response.url == f"{reverse('login')}?next={url}"
+
+
+def test_edit_clinic_time_zones_are_canonical_common_first_and_an_old_alias_still_saves(admin_client, clinic):
+    from clinics.forms import ALL_TIME_ZONES, COMMON_TIME_ZONES, TIME_ZONE_SUGGESTIONS
+
+    assert "Africa/Asmera" not in ALL_TIME_ZONES and "US/Eastern" not in ALL_TIME_ZONES
+    assert "Africa/Asmara" in ALL_TIME_ZONES and "Europe/Paris" in ALL_TIME_ZONES
+    assert TIME_ZONE_SUGGESTIONS[: len(COMMON_TIME_ZONES)] == COMMON_TIME_ZONES
+    assert len(TIME_ZONE_SUGGESTIONS) == len(set(TIME_ZONE_SUGGESTIONS)) == len(ALL_TIME_ZONES)
+    page = admin_client.get(reverse("clinic_edit", args=[clinic.pk])).content.decode()
+    assert 'list="time-zone-list"' in page and '<option value="America/New_York"></option>' in page
+    assert '<option value="Africa/Asmera">' not in page
+    data = {"name": clinic.name, "address": "", "phone": "", "require_from": "now"}
+    saved = admin_client.post(reverse("clinic_edit", args=[clinic.pk]), {**data, "time_zone": "Europe/Kiev"})
+    assert saved.status_code == 302  # an alias zoneinfo knows: kept as typed
+    clinic.refresh_from_db()
+    assert clinic.time_zone == "Europe/Kiev"
+    refused = admin_client.post(reverse("clinic_edit", args=[clinic.pk]), {**data, "time_zone": "Mars/Olympus"})
+    assert refused.status_code == 200 and "Unknown time zone: Mars/Olympus" in refused.content.decode()
+
+
+def test_edit_clinic_says_the_count_includes_you_and_what_unticking_does(client, clinic, clinic_admin, staff, enrol):
+    client.force_login(clinic_admin)  # no 2FA yet: counted among those Save sends to set-up
+    page = client.get(reverse("clinic_edit", args=[clinic.pk])).content.decode()
+    assert "2 members will be asked to set up 2FA when you save" in page
+    assert "That includes you: you'll set it up next." in page
+    assert 'id="mandatory-off"' not in page  # nothing to untick yet
+    enrol(clinic_admin, http_client=client)
+    clinic.mandatory_2fa = True
+    clinic.save()
+    page = client.get(reverse("clinic_edit", args=[clinic.pk])).content.decode()
+    assert "That includes you" not in page
+    assert "When you save, members are no longer required to use two-factor authentication." in page

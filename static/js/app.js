@@ -59,6 +59,31 @@ document.addEventListener("DOMContentLoaded", () => {
     update();
   });
 
+  // Edit Clinic: unticking Mandatory 2FA says what Save will do.
+  document.querySelectorAll("[data-unticked-for]").forEach((notice) => {
+    const box = document.getElementById(notice.dataset.untickedFor);
+    if (!box) return;
+    const update = () => {
+      notice.hidden = box.checked;
+    };
+    box.addEventListener("change", update);
+    update();
+  });
+
+  // Edit Clinic: the date box is for "A date" under Mandatory 2FA only; otherwise it is off.
+  const mandatoryBox = document.getElementById("id_mandatory_2fa");
+  const dateBox = document.getElementById("id_mandatory_from");
+  if (mandatoryBox && dateBox) {
+    const radios = [...document.querySelectorAll("input[name=require_from]")];
+    const update = () => {
+      const chosen = radios.find((radio) => radio.checked);
+      dateBox.disabled = !mandatoryBox.checked || !chosen || chosen.value !== "date";
+      radios.forEach((radio) => { radio.disabled = !mandatoryBox.checked; });
+    };
+    [mandatoryBox, ...radios].forEach((input) => input.addEventListener("change", update));
+    update();
+  }
+
   document.querySelectorAll("[data-print]").forEach((button) => {
     button.hidden = false;
     button.addEventListener("click", () => window.print());

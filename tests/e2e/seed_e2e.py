@@ -49,6 +49,7 @@ CLINICS = {
     "grace": ("Graceford Clinic", False),
     "ready": ("Readyville Clinic", False),
     "lost": ("Lostphone Clinic", False),
+    "tz": ("Timezone Clinic", False),
 }
 
 

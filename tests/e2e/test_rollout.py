@@ -184,3 +184,36 @@ def test_one_time_code_from_issue_to_a_new_authenticator(new_page):
         expect(admin.get_by_role("cell", name=event, exact=True)).to_be_visible()
     expect(admin.get_by_role("link", name="Export CSV")).to_have_attribute("href", re.compile(r"member=lost-staff"))
     check_page(admin, "audit log filtered")
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_edit_clinic_date_box_follows_the_choice_and_the_count_includes_you(new_page, width):
+    admin = new_page()
+    log_in(admin, "tz-admin")
+    open_edit_clinic(admin)
+    admin.set_viewport_size({"width": width, "height": 900})
+    mandatory = admin.get_by_label("Mandatory 2FA")
+    now, a_date = admin.get_by_role("radio", name="Now"), admin.get_by_role("radio", name=re.compile("^A date"))
+    date_box = admin.get_by_label("Date", exact=True)
+    expect(date_box).to_be_disabled()  # unticked: nothing to date
+    expect(now).to_be_disabled()
+    mandatory.check()
+    expect(admin.get_by_text("2 members will be asked to set up 2FA when you save")).to_be_visible()
+    expect(admin.get_by_text("That includes you: you'll set it up next.")).to_be_visible()
+    expect(now).to_be_checked()
+    expect(date_box).to_be_disabled()  # Now: no date
+    a_date.check()
+    expect(date_box).to_be_enabled()
+    check_page(admin, "edit clinic choosing a date")
+    now.check()
+    expect(date_box).to_be_disabled()
+    mandatory.uncheck()
+    expect(date_box).to_be_disabled()
+    # Time zones: typed to search among IANA's own names, common ones first, no old aliases.
+    zone = admin.get_by_label("Time zone")
+    expect(zone).to_have_attribute("list", "time-zone-list")
+    options = admin.locator("#time-zone-list option")
+    expect(options.first).to_have_attribute("value", "America/New_York")
+    expect(admin.locator("#time-zone-list option[value='Europe/Paris']")).to_have_count(1)
+    expect(admin.locator("#time-zone-list option[value='Africa/Asmera']")).to_have_count(0)
+    check_page(admin, "edit clinic unticked")
