@@ -90,19 +90,21 @@ def member_invite(
     ip: str | None,
 ) -> User:
     """Create the member without a usable password and e-mail them a single-use link."""
-    member = User(
-        clinic=clinic,
-        username=username,
-        email=email,
-        first_name=first_name,
-        last_name=last_name,
-        role=role,
+    member, _invitation, _link = _new_invited_member(
+        clinic=clinic, invited_by=invited_by, username=username, email=email,
+        first_name=first_name, last_name=last_name, role=role, base_url=base_url, ip=ip,
     )
+    return member
+
+
+def _new_invited_member(*, clinic, invited_by, username, email, first_name, last_name, role, base_url, ip):
+    """The member, without a usable password, their invitation e-mailed and audited: (member, invitation, link)."""
+    member = User(clinic=clinic, username=username, email=email, first_name=first_name, last_name=last_name, role=role)
     member.set_unusable_password()
     member.save()
-    _issue_invitation(member=member, invited_by=invited_by, base_url=base_url)
+    invitation, link = _issue_invitation(member=member, invited_by=invited_by, base_url=base_url)
     _audit(AuditEvent.Action.INVITED, actor=invited_by, target=member, ip=ip, detail=member.get_role_display())
-    return member
+    return member, invitation, link
 
 
 @dataclass(frozen=True)
@@ -127,18 +129,10 @@ def clinic_create(
 ) -> ClinicCreated:
     """Save a new clinic and create its first clinic admin, invited like any member: all or nothing."""
     clinic.save()
-    admin = User(
-        clinic=clinic,
-        username=admin_username,
-        email=admin_email,
-        first_name=admin_first_name,
-        last_name=admin_last_name,
-        role=User.Role.CLINIC_ADMIN,
+    admin, invitation, link = _new_invited_member(
+        clinic=clinic, invited_by=actor, username=admin_username, email=admin_email, first_name=admin_first_name,
+        last_name=admin_last_name, role=User.Role.CLINIC_ADMIN, base_url=base_url, ip=ip,
     )
-    admin.set_unusable_password()
-    admin.save()
-    invitation, link = _issue_invitation(member=admin, invited_by=actor, base_url=base_url)
-    _audit(AuditEvent.Action.INVITED, actor=actor, target=admin, ip=ip, detail=admin.get_role_display())
     return ClinicCreated(clinic=clinic, admin=admin, link=link, expires_at=invitation.expires_at)
 
 

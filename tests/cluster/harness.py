@@ -4,7 +4,6 @@ following, and a way to ask for one node (the test-only `X-Test-Node`) and see w
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -13,18 +12,13 @@ from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from types import SimpleNamespace
 
+from tests.concurrency.harness import _NoRedirect, free_port  # noqa: F401 (free_port: for conftest)
 from tests.conftest import PASSWORD, totp_for
 
 NODES = ("node1", "node2")
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 LOGIN = "/accounts/login/"
 CHALLENGE = "/accounts/two-factor/"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition, *, seconds: float, what: str) -> float:
@@ -42,11 +36,6 @@ def wait_for(condition, *, seconds: float, what: str) -> float:
 
 def other(node: str) -> str:
     return NODES[1 - NODES.index(node)]
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
 
 
 @dataclass
